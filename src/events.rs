@@ -1,0 +1,81 @@
+//! Live events: what happens to proxies, toxics and connections, as JSON objects with a
+//! timestamp and a sequence number, for `GET /events`.
+//!
+//! Events go through a bounded broadcast channel: publishing never waits, and a consumer that
+//! falls behind loses the oldest events (and is told how many) instead of slowing anything.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+use tokio::sync::broadcast;
+
+/// Events kept for a slow consumer before it starts losing the oldest.
+const CAPACITY: usize = 4096;
+
+/// One thing that happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// Increases by one per event, so a consumer can tell it missed some.
+    pub seq: u64,
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    /// `proxy_created`, `toxic_added`, `connection_opened`, ...
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub toxic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+}
+
+/// Publishes events to whoever listens.
+#[derive(Debug)]
+pub struct EventBus {
+    sender: broadcast::Sender<Event>,
+    seq: AtomicU64,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus {
+            sender: broadcast::Sender::new(CAPACITY),
+            seq: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The parts of an event that vary; the bus adds the sequence number and the time.
+#[derive(Debug, Default)]
+pub struct EventData<'a> {
+    pub proxy: Option<&'a str>,
+    pub toxic: Option<&'a str>,
+    pub client: Option<String>,
+    pub detail: Option<Value>,
+}
+
+impl EventBus {
+    pub fn publish(&self, kind: &'static str, data: EventData<'_>) {
+        if self.sender.receiver_count() == 0 {
+            return;
+        }
+        let event = Event {
+            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            kind,
+            proxy: data.proxy.map(str::to_string),
+            toxic: data.toxic.map(str::to_string),
+            client: data.client,
+            detail: data.detail,
+        };
+        let _ = self.sender.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+}

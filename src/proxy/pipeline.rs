@@ -1,0 +1,451 @@
+//! One direction of one proxied connection: read from the source socket, pass the bytes through
+//! the toxic chain, write them to the destination socket when they are due.
+//!
+//! A [`Half`] reads only while what it holds is under a budget (backpressure: a slow reader
+//! slows the writer), applies the chain lazily (a piece enters the chain once everything before
+//! it has been written), and propagates end-of-stream to its destination only (half-close).
+//! Delays are release instants, so while one piece waits the half keeps reading the next ones:
+//! a latency toxic adds latency without cutting throughput.
+//!
+//! When the chain changes, pieces the old chain was holding are released at once (as Toxiproxy
+//! does when a toxic is interrupted), everything not yet processed goes through the new chain,
+//! and toxics that did not change keep their state: no byte is lost, duplicated or reordered.
+
+use super::stats::{DirectionStats, ProxyStats};
+use super::{Chain, Direction, Stage as StageSpec};
+use crate::toxics::{Cut, Piece, Toxic};
+use bytes::BytesMut;
+use rand::rngs::SmallRng;
+use rand::Rng;
+use socket2::SockRef;
+use std::collections::VecDeque;
+use std::io;
+use std::mem;
+use std::net::{IpAddr, Shutdown};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Instant;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Bytes read per system call.
+const READ_SIZE: usize = 32 * 1024;
+/// What a half may hold with no toxic asking for more: enough to keep both sockets busy.
+const BASE_BUDGET: usize = 64 * 1024;
+
+/// How the whole connection ends, shared by its two halves.
+#[derive(Debug)]
+pub struct ConnectionControl {
+    token: CancellationToken,
+    /// 0: not cut, 1: close, 2: reset.
+    cut: AtomicU8,
+}
+
+impl ConnectionControl {
+    pub fn new(token: CancellationToken) -> Self {
+        ConnectionControl {
+            token,
+            cut: AtomicU8::new(0),
+        }
+    }
+
+    /// Ends both directions at once; a reset wins over a close.
+    pub fn cut(&self, cut: Cut) {
+        let code = match cut {
+            Cut::Close => 1,
+            Cut::Reset => 2,
+        };
+        self.cut.fetch_max(code, Ordering::AcqRel);
+        self.token.cancel();
+    }
+
+    /// How a toxic or a failure ended the connection, if one did.
+    pub fn outcome(&self) -> Option<Cut> {
+        match self.cut.load(Ordering::Acquire) {
+            1 => Some(Cut::Close),
+            2 => Some(Cut::Reset),
+            _ => None,
+        }
+    }
+}
+
+/// Who this connection is, for toxics that target some connections only.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub ip: IpAddr,
+    /// Drawn once per connection, so fraction targeting is stable for its whole life.
+    pub draw: u64,
+}
+
+struct Stage {
+    name: std::sync::Arc<str>,
+    revision: u64,
+    toxic: Box<dyn Toxic>,
+    /// Toxicity and targeting, decided when the toxic attached or was last updated.
+    active: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The source is still open.
+    Open,
+    /// The source ended at this instant; the end has not been through the chain yet.
+    Read(Instant),
+    /// The end passes on to the destination at this instant.
+    Due(Instant),
+}
+
+/// One direction of a connection.
+pub struct Half<'a> {
+    direction: Direction,
+    chain_rx: watch::Receiver<Chain>,
+    /// False once the proxy is gone and its chains can no longer change.
+    chain_live: bool,
+    stages: Vec<Stage>,
+    rng: SmallRng,
+    peer: Peer,
+    stats: &'a DirectionStats,
+    proxy_stats: &'a ProxyStats,
+    /// Bytes read but not yet through the chain.
+    input: VecDeque<Piece>,
+    input_bytes: usize,
+    /// Pieces through the chain, waiting for their release instant.
+    output: VecDeque<Piece>,
+    output_bytes: usize,
+    end: End,
+    /// A toxic decided to end the connection once `output` is written.
+    cut_after_output: Option<Cut>,
+    /// Reused buffers for running pieces through the chain.
+    scratch: (Vec<Piece>, Vec<Piece>),
+    read_buf: BytesMut,
+}
+
+/// Why a half stopped.
+enum Stop {
+    /// End-of-stream was passed on to the destination.
+    Finished,
+    /// The connection is being torn down (by the other half, a toxic or the proxy).
+    Cancelled,
+}
+
+impl<'a> Half<'a> {
+    pub fn new(
+        direction: Direction,
+        chain_rx: watch::Receiver<Chain>,
+        rng: SmallRng,
+        peer: Peer,
+        proxy_stats: &'a ProxyStats,
+    ) -> Self {
+        let mut half = Half {
+            direction,
+            chain_rx,
+            chain_live: true,
+            stages: Vec::new(),
+            rng,
+            peer,
+            stats: proxy_stats.direction(direction),
+            proxy_stats,
+            input: VecDeque::new(),
+            input_bytes: 0,
+            output: VecDeque::new(),
+            output_bytes: 0,
+            end: End::Open,
+            cut_after_output: None,
+            scratch: (Vec::new(), Vec::new()),
+            read_buf: BytesMut::new(),
+        };
+        let chain = half.chain_rx.borrow_and_update().clone();
+        half.rebuild(&chain);
+        half
+    }
+
+    /// Moves bytes from `src` to `dst` until end-of-stream has been passed on, or the
+    /// connection is cut. A failure on either socket resets the whole connection.
+    pub async fn run(&mut self, src: &TcpStream, dst: &TcpStream, control: &ConnectionControl) {
+        match self.pump(src, dst, control).await {
+            Ok(Stop::Finished) => {
+                tracing::debug!(direction = %self.direction, "end of stream passed on");
+            }
+            Ok(Stop::Cancelled) => {}
+            Err(error) => {
+                tracing::debug!(direction = %self.direction, %error, "connection failed");
+                control.cut(Cut::Reset);
+            }
+        }
+    }
+
+    async fn pump(
+        &mut self,
+        src: &TcpStream,
+        dst: &TcpStream,
+        control: &ConnectionControl,
+    ) -> io::Result<Stop> {
+        let cancelled = control.token.cancelled();
+        tokio::pin!(cancelled);
+        let timer = tokio::time::sleep_until(crate::toxics::far_future(Instant::now()).into());
+        tokio::pin!(timer);
+
+        loop {
+            let now = Instant::now();
+            if let Some(cut) = self.expired_deadline(now) {
+                self.count_cut(cut);
+                control.cut(cut);
+                return Ok(Stop::Cancelled);
+            }
+            self.advance(now);
+            let head_due = self.write_due(dst, now)?;
+
+            if self.output.is_empty() {
+                if let Some(cut) = self.cut_after_output {
+                    self.count_cut(cut);
+                    control.cut(cut);
+                    return Ok(Stop::Cancelled);
+                }
+                if let End::Due(at) = self.end {
+                    if at <= now {
+                        // Half-close: the peer sees end-of-stream, the other direction goes on.
+                        let _ = SockRef::from(dst).shutdown(Shutdown::Write);
+                        return Ok(Stop::Finished);
+                    }
+                }
+            }
+
+            let wake_at = self.next_wake(now);
+            if let Some(at) = wake_at {
+                if timer.deadline().into_std() != at {
+                    timer.as_mut().reset(at.into());
+                }
+            }
+            let want_read = self.end == End::Open
+                && self.cut_after_output.is_none()
+                && self.input_bytes + self.output_bytes < self.budget();
+
+            tokio::select! {
+                biased;
+                _ = &mut cancelled => return Ok(Stop::Cancelled),
+                changed = self.chain_rx.changed(), if self.chain_live => {
+                    match changed {
+                        Ok(()) => self.apply_chain_change(),
+                        Err(_) => self.chain_live = false,
+                    }
+                }
+                ready = dst.writable(), if head_due => ready?,
+                _ = &mut timer, if wake_at.is_some() => {}
+                ready = src.readable(), if want_read => {
+                    ready?;
+                    self.read(src)?;
+                }
+            }
+        }
+    }
+
+    /// Reads once from `src` into `input`.
+    fn read(&mut self, src: &TcpStream) -> io::Result<()> {
+        if self.read_buf.capacity() < READ_SIZE / 4 {
+            self.read_buf.reserve(READ_SIZE);
+        }
+        match src.try_read_buf(&mut self.read_buf) {
+            Ok(0) => {
+                self.end = End::Read(Instant::now());
+                Ok(())
+            }
+            Ok(n) => {
+                ProxyStats::add(&self.stats.received_bytes, n as u64);
+                let data = self.read_buf.split().freeze();
+                self.input_bytes += n;
+                self.input.push_back(Piece {
+                    data,
+                    at: Instant::now(),
+                });
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if self.input.is_empty() && self.output.is_empty() {
+                    // Idle: give the buffer back so idle connections cost almost nothing.
+                    self.read_buf = BytesMut::new();
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes every piece that is due; returns whether a due piece is waiting for the socket.
+    fn write_due(&mut self, dst: &TcpStream, now: Instant) -> io::Result<bool> {
+        while let Some(head) = self.output.front_mut() {
+            if head.at > now {
+                return Ok(false);
+            }
+            match dst.try_write(&head.data) {
+                Ok(n) => {
+                    ProxyStats::add(&self.stats.sent_bytes, n as u64);
+                    self.output_bytes -= n;
+                    if n == head.data.len() {
+                        self.output.pop_front();
+                    } else {
+                        let _ = head.data.split_to(n);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) => return Err(e),
+            }
+            if self.output.is_empty() {
+                self.advance(Instant::now());
+            }
+        }
+        Ok(false)
+    }
+
+    /// Runs input through the chain while nothing is waiting to be written.
+    fn advance(&mut self, now: Instant) {
+        while self.output.is_empty() && self.cut_after_output.is_none() {
+            if let Some(piece) = self.input.pop_front() {
+                self.input_bytes -= piece.data.len();
+                self.run_chain(piece);
+                continue;
+            }
+            if let End::Read(at) = self.end {
+                let at = self
+                    .stages
+                    .iter_mut()
+                    .filter(|s| s.active)
+                    .fold(at.max(now), |at, s| s.toxic.on_end(at));
+                self.end = End::Due(at);
+            }
+            break;
+        }
+    }
+
+    fn run_chain(&mut self, piece: Piece) {
+        if self.stages.is_empty() {
+            self.output_bytes += piece.data.len();
+            self.output.push_back(piece);
+            return;
+        }
+        let (current, next) = &mut self.scratch;
+        current.clear();
+        current.push(piece);
+        for stage in self.stages.iter_mut().filter(|s| s.active) {
+            next.clear();
+            for piece in current.drain(..) {
+                if let Some(cut) = stage.toxic.on_piece(piece, next) {
+                    self.cut_after_output = Some(match self.cut_after_output {
+                        Some(Cut::Reset) => Cut::Reset,
+                        _ => cut,
+                    });
+                }
+            }
+            mem::swap(current, next);
+        }
+        for piece in current.drain(..) {
+            self.output_bytes += piece.data.len();
+            self.output.push_back(piece);
+        }
+    }
+
+    /// The earliest toxic deadline that has passed, if any.
+    fn expired_deadline(&self, now: Instant) -> Option<Cut> {
+        self.stages
+            .iter()
+            .filter(|s| s.active)
+            .filter_map(|s| s.toxic.deadline())
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, cut)| cut)
+            .max_by_key(|cut| *cut == Cut::Reset)
+    }
+
+    /// When something will next be due with no I/O happening: a piece, the end, a deadline.
+    fn next_wake(&self, now: Instant) -> Option<Instant> {
+        let head = self.output.front().map(|p| p.at).filter(|at| *at > now);
+        let end = match self.end {
+            End::Due(at) if at > now && self.output.is_empty() => Some(at),
+            _ => None,
+        };
+        let deadline = self
+            .stages
+            .iter()
+            .filter(|s| s.active)
+            .filter_map(|s| s.toxic.deadline())
+            .map(|(at, _)| at)
+            .min();
+        [head, end, deadline].into_iter().flatten().min()
+    }
+
+    fn budget(&self) -> usize {
+        self.stages
+            .iter()
+            .filter(|s| s.active)
+            .map(|s| s.toxic.read_ahead())
+            .fold(BASE_BUDGET, usize::saturating_add)
+    }
+
+    fn apply_chain_change(&mut self) {
+        let chain = self.chain_rx.borrow_and_update().clone();
+        let now = Instant::now();
+        // What the old chain holds goes out now, ahead of anything the new chain will see.
+        for piece in &mut self.output {
+            piece.at = piece.at.min(now);
+        }
+        if let End::Due(_) = self.end {
+            self.end = End::Read(now);
+        }
+        if let Some(cut) = self.rebuild(&chain) {
+            self.count_cut(cut);
+            self.cut_after_output = Some(cut);
+            self.output.clear();
+            self.output_bytes = 0;
+        }
+    }
+
+    /// Builds the stages for `chain`, keeping unchanged toxics (and their state) as they are.
+    /// Returns a cut if removing a toxic ends the connection.
+    fn rebuild(&mut self, chain: &[StageSpec]) -> Option<Cut> {
+        let mut old = mem::take(&mut self.stages);
+        let mut stages = Vec::with_capacity(chain.len());
+        for spec in chain {
+            let previous = old
+                .iter()
+                .position(|s| s.name == spec.name)
+                .map(|i| old.swap_remove(i));
+            match previous {
+                Some(stage) if stage.revision == spec.revision => stages.push(stage),
+                previous => {
+                    let mut toxic = spec.spec.instantiate(&mut self.rng);
+                    if let Some(previous) = previous {
+                        toxic.resume(previous.toxic.progress());
+                    }
+                    let active = self.roll(spec);
+                    stages.push(Stage {
+                        name: spec.name.clone(),
+                        revision: spec.revision,
+                        toxic,
+                        active,
+                    });
+                }
+            }
+        }
+        self.stages = stages;
+        old.iter()
+            .filter(|s| s.active)
+            .filter_map(|s| s.toxic.on_remove())
+            .max_by_key(|cut| *cut == Cut::Reset)
+    }
+
+    /// Whether a toxic applies to this connection direction: its target, then its toxicity.
+    fn roll(&mut self, spec: &StageSpec) -> bool {
+        if let Some(target) = &spec.target {
+            if !target.selects(self.peer.ip, self.peer.draw, &spec.name) {
+                return false;
+            }
+        }
+        self.rng.random::<f32>() < spec.toxicity
+    }
+
+    fn count_cut(&self, cut: Cut) {
+        let counter = match cut {
+            Cut::Close => &self.proxy_stats.toxic_closes,
+            Cut::Reset => &self.proxy_stats.toxic_resets,
+        };
+        ProxyStats::add(counter, 1);
+    }
+}
