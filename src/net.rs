@@ -84,11 +84,12 @@ pub fn go_format(addr: SocketAddr) -> String {
 }
 
 /// Whether a listener bound at `bound` satisfies a request to listen on `wanted`: the same
-/// interface (any wildcard matches any wildcard) and the same port, or any port for port 0.
+/// interface (any wildcard matches any wildcard) and the same port. Port 0 asks for a new
+/// port, as in Toxiproxy.
 pub fn same_listen(bound: SocketAddr, wanted: SocketAddr) -> bool {
     let same_ip =
         bound.ip() == wanted.ip() || (bound.ip().is_unspecified() && wanted.ip().is_unspecified());
-    same_ip && (wanted.port() == 0 || wanted.port() == bound.port())
+    same_ip && wanted.port() == bound.port()
 }
 
 /// An OS error as Go words it: lower case, without Rust's "(os error N)".

@@ -352,19 +352,20 @@ impl Registry {
             return Err(Error::MissingUpstream);
         }
         let wanted = net::resolve_listen(&listen).await.map_err(Error::Listen)?;
-        let moved = !proxy.listens_at(wanted) || upstream != proxy.upstream;
-        if moved {
-            // Bind the new address before letting go of anything, so a failure changes nothing.
-            let fresh = if enable {
-                Some(net::bind(wanted).map_err(Error::Listen)?)
-            } else {
-                None
+        let same_address = proxy.listens_at(wanted);
+        if !same_address || upstream != proxy.upstream {
+            // A new address is bound before anything is let go, so a failure changes nothing.
+            let fresh = match enable && !same_address {
+                true => Some(net::bind(wanted).map_err(Error::Listen)?),
+                false => None,
             };
             stop(proxy).await;
             proxy.listen = listen;
             proxy.upstream = upstream;
             if let Some(listener) = fresh {
                 start_with(proxy, listener)?;
+            } else if enable {
+                start(proxy).await?;
             }
         } else if enable && proxy.running.is_none() {
             start(proxy).await?;
