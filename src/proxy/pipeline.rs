@@ -23,7 +23,7 @@ use std::io;
 use std::mem;
 use std::net::{IpAddr, Shutdown};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -112,6 +112,8 @@ pub struct Half<'a> {
     /// Pieces through the chain, waiting for their release instant.
     output: VecDeque<Piece>,
     output_bytes: usize,
+    /// When the last whole piece was written, for pieces that keep a gap after it.
+    last_write: Option<Instant>,
     end: End,
     /// A toxic decided to end the connection once `output` is written.
     cut_after_output: Option<Cut>,
@@ -149,6 +151,7 @@ impl<'a> Half<'a> {
             input_bytes: 0,
             output: VecDeque::new(),
             output_bytes: 0,
+            last_write: None,
             end: End::Open,
             cut_after_output: None,
             scratch: (Vec::new(), Vec::new()),
@@ -253,10 +256,7 @@ impl<'a> Half<'a> {
                 ProxyStats::add(&self.stats.received_bytes, n as u64);
                 let data = self.read_buf.split().freeze();
                 self.input_bytes += n;
-                self.input.push_back(Piece {
-                    data,
-                    at: Instant::now(),
-                });
+                self.input.push_back(Piece::new(data, Instant::now()));
                 Ok(())
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -272,18 +272,21 @@ impl<'a> Half<'a> {
 
     /// Writes every piece that is due; returns whether a due piece is waiting for the socket.
     fn write_due(&mut self, dst: &TcpStream, now: Instant) -> io::Result<bool> {
-        while let Some(head) = self.output.front_mut() {
-            if head.at > now {
+        while let Some(due) = self.head_due_at() {
+            if due > now {
                 return Ok(false);
             }
+            let head = self.output.front_mut().expect("a head is due");
             match dst.try_write(&head.data) {
                 Ok(n) => {
                     ProxyStats::add(&self.stats.sent_bytes, n as u64);
                     self.output_bytes -= n;
                     if n == head.data.len() {
                         self.output.pop_front();
+                        self.last_write = Some(now);
                     } else {
                         let _ = head.data.split_to(n);
+                        head.gap = Duration::ZERO;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
@@ -294,6 +297,15 @@ impl<'a> Half<'a> {
             }
         }
         Ok(false)
+    }
+
+    /// When the next piece may be written: its release instant, and its gap after the last.
+    fn head_due_at(&self) -> Option<Instant> {
+        let head = self.output.front()?;
+        Some(match self.last_write {
+            Some(last) if !head.gap.is_zero() => head.at.max(last + head.gap),
+            _ => head.at,
+        })
     }
 
     /// Runs input through the chain while nothing is waiting to be written.
@@ -356,7 +368,7 @@ impl<'a> Half<'a> {
 
     /// When something will next be due with no I/O happening: a piece, the end, a deadline.
     fn next_wake(&self, now: Instant) -> Option<Instant> {
-        let head = self.output.front().map(|p| p.at).filter(|at| *at > now);
+        let head = self.head_due_at().filter(|at| *at > now);
         let end = match self.end {
             End::Due(at) if at > now && self.output.is_empty() => Some(at),
             _ => None,

@@ -59,7 +59,11 @@ impl Toxic for Bandwidth {
             let data = piece.data.split_to(slice.min(piece.data.len()));
             let nanos = data.len() as u64 * 1_000_000 / self.bytes_per_ms;
             start += Duration::from_nanos(nanos);
-            out.push(Piece { data, at: start });
+            out.push(Piece {
+                data,
+                at: start,
+                gap: piece.gap,
+            });
         }
         self.free_at = Some(start);
         None

@@ -40,6 +40,10 @@ pub struct Piece {
     pub data: Bytes,
     /// When the bytes arrived, advanced by every delay a toxic has added so far.
     pub at: Instant,
+    /// The least time between writing the previous piece and this one. Timers are coarse
+    /// (1 ms); a toxic that spaces pieces by less (`slicer`) says so here, so a late timer
+    /// never lets spaced pieces leave in one burst.
+    pub gap: Duration,
 }
 
 impl Piece {
@@ -47,6 +51,7 @@ impl Piece {
         Piece {
             data: data.into(),
             at,
+            gap: Duration::ZERO,
         }
     }
 }

@@ -86,6 +86,7 @@ impl Toxic for PacketLoss {
                     out.push(Piece {
                         data: piece.data.split_to(start - offset),
                         at: release,
+                        gap: piece.gap,
                     });
                     offset = start;
                 }

@@ -81,6 +81,7 @@ impl Toxic for Slicer {
                 out.push(Piece {
                     data: piece.data.slice(offset..offset + len),
                     at,
+                    gap: self.delay.max(piece.gap),
                 });
                 at += self.delay;
                 continue;
