@@ -19,8 +19,10 @@ COPY target/docker/image/faultline/ /
 # Listen on every interface inside the container: a proxy or API bound to 127.0.0.1 there is
 # unreachable from the host and from other containers. The env var is the default, so it still
 # holds when a user replaces CMD (e.g. only `-config ...`); a -host flag overrides it.
+# NO_COLOR: plain log lines in `docker logs`.
 ENV FAULTLINE_HOST=0.0.0.0 \
-    LOG_LEVEL=info
+    LOG_LEVEL=info \
+    NO_COLOR=1
 
 # Any unprivileged uid works; 65532 is distroless' "nonroot". A mounted config file must be
 # readable by it (mode 644 is enough). Docker >= 20.10 lets non-root processes bind ports < 1024
