@@ -192,6 +192,7 @@ struct Proxy {
     chains: Arc<Chains>,
     stats: Arc<ProxyStats>,
     seeds: Arc<Seeds>,
+    events: Arc<EventBus>,
     running: Option<Running>,
 }
 
@@ -599,6 +600,7 @@ impl Registry {
             toxics: Vec::new(),
             chains: Arc::new(Chains::default()),
             stats: Arc::new(ProxyStats::default()),
+            events: self.events.clone(),
             running: None,
         };
         if new.enabled {
@@ -705,6 +707,7 @@ fn start_with(proxy: &mut Proxy, listener: std::net::TcpListener) -> Result<(), 
         chains: proxy.chains.clone(),
         stats: proxy.stats.clone(),
         seeds: proxy.seeds.clone(),
+        events: proxy.events.clone(),
     });
     let shutdown = CancellationToken::new();
     let connections = TaskTracker::new();

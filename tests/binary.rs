@@ -75,7 +75,13 @@ async fn config_file_with_toxics_and_go_flags() {
         .to_string(),
     )
     .unwrap();
-    let p = spawn(&["-host=127.0.0.1", "-port", "0", "-config", config.to_str().unwrap()]);
+    let p = spawn(&[
+        "-host=127.0.0.1",
+        "-port",
+        "0",
+        "-config",
+        config.to_str().unwrap(),
+    ]);
     let proxy: serde_json::Value = reqwest::get(format!("http://{}/proxies/echo", p.api))
         .await
         .unwrap()

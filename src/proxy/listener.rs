@@ -16,6 +16,7 @@ pub struct ListenerContext {
     pub chains: Arc<Chains>,
     pub stats: Arc<ProxyStats>,
     pub seeds: Arc<Seeds>,
+    pub events: Arc<crate::events::EventBus>,
 }
 
 /// Accepts clients until `shutdown` fires; each connection runs in `connections` with a child

@@ -95,6 +95,17 @@ enum End {
     Due(Instant),
 }
 
+/// Whether a toxic applies to a connection: its target must select it, then a roll against
+/// its toxicity.
+pub fn applies(stage: &StageSpec, peer: Peer, rng: &mut SmallRng) -> bool {
+    if let Some(target) = &stage.target {
+        if !target.selects(peer.ip, peer.draw, &stage.name) {
+            return false;
+        }
+    }
+    rng.random::<f32>() < stage.toxicity
+}
+
 /// One direction of a connection.
 pub struct Half<'a> {
     direction: Direction,
@@ -443,14 +454,8 @@ impl<'a> Half<'a> {
             .max_by_key(|cut| *cut == Cut::Reset)
     }
 
-    /// Whether a toxic applies to this connection direction: its target, then its toxicity.
     fn roll(&mut self, spec: &StageSpec) -> bool {
-        if let Some(target) = &spec.target {
-            if !target.selects(self.peer.ip, self.peer.draw, &spec.name) {
-                return false;
-            }
-        }
-        self.rng.random::<f32>() < spec.toxicity
+        applies(spec, self.peer, &mut self.rng)
     }
 
     fn count_cut(&self, cut: Cut) {

@@ -15,15 +15,19 @@
 mod attributes;
 
 pub mod bandwidth;
+pub mod blackhole;
 pub mod corrupt;
 pub mod drop;
 pub mod latency;
+pub mod limit_connections;
 pub mod limit_data;
 pub mod noop;
 pub mod packet_loss;
+pub mod refuse;
 pub mod reset_peer;
 pub mod slicer;
 pub mod slow_close;
+pub mod slow_open;
 pub mod timeout;
 
 pub use attributes::{AttrKind, AttrSpec, AttrValue, Attributes};
@@ -101,10 +105,35 @@ pub trait Toxic: Send {
     }
 }
 
+/// What a toxic does to a connection being opened, before the upstream is dialed. Only new
+/// connections are affected; live ones keep going.
+#[derive(Debug, Clone)]
+pub enum Admission {
+    /// Dial the upstream at once.
+    Proceed,
+    /// Dial the upstream only after this delay (the client's connect already succeeded).
+    Delay(Duration),
+    /// Reset the client before any byte is exchanged.
+    Refuse,
+    /// Keep the client connected, but never dial the upstream nor answer.
+    Blackhole,
+    /// Hold a slot of `pool` for the connection's life; when none is free, wait for one
+    /// (`wait`) or refuse.
+    Slot {
+        pool: Arc<tokio::sync::Semaphore>,
+        wait: bool,
+    },
+}
+
 /// The validated, immutable form of a toxic's attributes, shared by every live connection.
 pub trait ToxicSpec: Send + Sync + fmt::Debug {
     /// A fresh toxic for one connection direction; `rng` is that connection's (seeded) source.
     fn instantiate(&self, rng: &mut SmallRng) -> Box<dyn Toxic>;
+
+    /// What the toxic does when a client connects (most toxics act on data only).
+    fn admission(&self) -> Admission {
+        Admission::Proceed
+    }
 }
 
 /// Builds a spec from validated attributes, or says which attribute is unusable.
@@ -136,6 +165,10 @@ pub static TYPES: &[&ToxicType] = &[
     &packet_loss::TYPE,
     &drop::TYPE,
     &corrupt::TYPE,
+    &slow_open::TYPE,
+    &refuse::TYPE,
+    &blackhole::TYPE,
+    &limit_connections::TYPE,
 ];
 
 /// The toxic type registered under `name`.

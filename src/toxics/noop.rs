@@ -23,7 +23,8 @@ impl ToxicSpec for Spec {
     }
 }
 
-struct Noop;
+/// Lets everything through; also the data side of toxics that act only on connect.
+pub(crate) struct Noop;
 
 impl Toxic for Noop {
     fn on_piece(&mut self, piece: Piece, out: &mut Vec<Piece>) -> Option<Cut> {
