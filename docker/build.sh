@@ -61,6 +61,13 @@ for bin in "$out/faultline" "$target_dir/examples/echo_server" "$target_dir/exam
   fi
 done
 
+# One build at a time from here on: two runs must not restage under each other's docker build.
+mkdir -p "$target_dir"
+if command -v flock >/dev/null; then
+  exec 9>"$target_dir/.stage.lock"
+  flock 9
+fi
+
 echo "== staging $stage"
 rm -rf "$stage"
 mkdir -p "$stage/faultline" "$stage/echo"
