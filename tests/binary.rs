@@ -145,3 +145,20 @@ fn unknown_flag_is_refused() {
     assert_eq!(code, 2);
     assert!(err.contains("--bogus"), "{err}");
 }
+
+/// `--log-format json` writes one JSON object per line, for log pipelines.
+#[test]
+fn json_logs() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["--port", "0", "--log-format", "json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let record: serde_json::Value = serde_json::from_str(&first).expect("a JSON log line");
+    assert_eq!(record["level"], "INFO");
+    assert_eq!(record["fields"]["message"], "starting faultline");
+}
