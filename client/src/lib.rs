@@ -74,3 +74,8 @@ pub use error::{Error, Result};
 pub use guard::{DownGuard, ToxicGuard};
 pub use proxy::{Proxy, ProxyConfig, ProxyInfo, ProxyUpdate};
 pub use toxic::{Distribution, Schedule, Stream, Target, Toxic, ToxicInfo, ToxicKind, ToxicUpdate};
+
+/// Compiles the README's code blocks as doctests, so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
