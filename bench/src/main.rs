@@ -35,6 +35,10 @@ struct Args {
     /// Idle connections for the memory row (default 10,000; 200 with --quick).
     #[arg(long, value_name = "N")]
     idle: Option<usize>,
+    /// Only these groups of rows (comma-separated): idle, bulk, reqresp, http, connreq, rtt,
+    /// lat0, lat50, bandwidth, churn. Useful to profile one workload.
+    #[arg(long, value_delimiter = ',', value_name = "GROUPS")]
+    only: Vec<String>,
     /// Internal: run faultline's API in this process (the benchmark's child).
     #[arg(long, hide = true)]
     serve_faultline: bool,
@@ -424,7 +428,20 @@ async fn run(args: Args) -> Result<bool> {
     }
     let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
 
-    let mut rows = rows();
+    for group in &args.only {
+        if !GROUPS.iter().any(|(g, _)| g == group) {
+            bail!("--only: unknown group {group:?}");
+        }
+    }
+    let selected: Vec<(&str, &[&str])> = GROUPS
+        .iter()
+        .filter(|(g, _)| args.only.is_empty() || args.only.iter().any(|o| o == g))
+        .copied()
+        .collect();
+    let mut rows: Vec<Row> = rows()
+        .into_iter()
+        .filter(|r| selected.iter().any(|(_, ids)| ids.contains(&r.id)))
+        .collect();
     for row in &mut rows {
         row.cells = vec![Cell::NotApplicable; columns.len()];
     }
@@ -435,7 +452,7 @@ async fn run(args: Args) -> Result<bool> {
         rtt_p50: HashMap::new(),
     };
     let started = Instant::now();
-    for (group, ids) in GROUPS {
+    for (group, ids) in &selected {
         for (c, col) in columns.iter().enumerate() {
             let t = Instant::now();
             let result = measure(group, col, &mut ctx).await;

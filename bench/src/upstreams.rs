@@ -43,10 +43,10 @@ impl Upstreams {
         let sunk = Arc::new(AtomicU64::new(0));
         let bulk_sunk = sunk.clone();
         Ok(Upstreams {
-            echo: serve(|s| echo(s)).await?,
+            echo: serve(echo).await?,
             bulk: serve(move |s| bulk(s, bulk_sunk.clone())).await?,
-            redis: serve(|s| redis(s)).await?,
-            http: serve(|s| http(s)).await?,
+            redis: serve(redis).await?,
+            http: serve(http).await?,
             sunk,
         })
     }
