@@ -254,9 +254,11 @@ async fn connections_are_tracked() {
     let mut b = TcpStream::connect(addr).await.unwrap();
     round_trip(&mut a, b"a").await;
     round_trip(&mut b, b"b").await;
-    let stats = h.get("/proxies/p/stats").await.json();
-    assert_eq!(stats["connections_active"], json!(2));
-    assert_eq!(stats["upstream"]["received_bytes"], json!(2));
+    eventually("2 connections and 2 bytes counted", || async {
+        let stats = h.get("/proxies/p/stats").await.json();
+        stats["connections_active"] == json!(2) && stats["upstream"]["received_bytes"] == json!(2)
+    })
+    .await;
     drop((a, b));
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -87,9 +87,12 @@ async fn metrics_move_with_traffic_and_toxics() {
     let addr = h.proxy("p", echo_server().await).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
     round_trip(&mut s, &[1u8; 1000]).await;
-    let stats = h.get("/proxies/p/stats").await.json();
-    assert_eq!(stats["upstream"]["received_bytes"], json!(1000));
-    assert_eq!(stats["downstream"]["sent_bytes"], json!(1000));
+    eventually("1000 bytes counted each way", || async {
+        let stats = h.get("/proxies/p/stats").await.json();
+        stats["upstream"]["received_bytes"] == json!(1000)
+            && stats["downstream"]["sent_bytes"] == json!(1000)
+    })
+    .await;
 
     h.toxic(
         "p",

@@ -220,3 +220,17 @@ pub fn assert_between(actual: Duration, min: Duration, max: Duration) {
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
+
+/// Polls `probe` until it returns true (counters are updated just after the bytes move, so a
+/// reader can see the bytes a moment before the counter).
+pub async fn eventually<F, Fut>(what: &str, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !probe().await {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
