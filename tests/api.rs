@@ -588,14 +588,16 @@ async fn metrics_endpoint() {
     let addr = h.proxy("web", echo_server().await).await;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     round_trip(&mut s, b"hello").await;
-    let r = h.get("/metrics").await;
-    assert_eq!(r.status, 200);
+    let upstream = h.get("/proxies/web").await.json()["upstream"].clone();
     let line = format!(
-        "toxiproxy_proxy_sent_bytes_total{{direction=\"downstream\",listener=\"{addr}\",proxy=\"web\",upstream=\"{}\"}} 5",
-        h.get("/proxies/web").await.json()["upstream"].as_str().unwrap()
+        "toxiproxy_proxy_sent_bytes_total{{direction=\"downstream\",listener=\"{addr}\",proxy=\"web\",upstream={upstream}}} 5"
     );
-    assert!(r.body.contains(&line), "{line} not in\n{}", r.body);
-    assert!(r
-        .body
-        .contains("faultline_connections_active{proxy=\"web\"} 1"));
+    eventually(&line, || async {
+        let r = h.get("/metrics").await;
+        assert_eq!(r.status, 200);
+        r.body.contains(&line)
+            && r.body
+                .contains("faultline_connections_active{proxy=\"web\"} 1")
+    })
+    .await;
 }
