@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::SystemTime;
 use tokio::sync::broadcast;
 
@@ -37,14 +37,15 @@ pub struct Event {
 #[derive(Debug)]
 pub struct EventBus {
     sender: broadcast::Sender<Event>,
-    seq: AtomicU64,
+    /// The last sequence number; held while sending, so events leave in sequence order.
+    seq: Mutex<u64>,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
         EventBus {
             sender: broadcast::Sender::new(CAPACITY),
-            seq: AtomicU64::new(0),
+            seq: Mutex::new(0),
         }
     }
 }
@@ -63,8 +64,10 @@ impl EventBus {
         if self.sender.receiver_count() == 0 {
             return;
         }
+        let mut seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        *seq += 1;
         let event = Event {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            seq: *seq,
             time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             kind,
             proxy: data.proxy.map(str::to_string),
