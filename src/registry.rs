@@ -791,13 +791,17 @@ fn validate_toxicity(toxicity: f32) -> Result<f32, Error> {
 }
 
 fn validate_timing(duration: Option<Duration>, schedule: Option<Schedule>) -> Result<(), Error> {
-    if duration.is_some_and(|d| d.is_zero()) {
-        return Err(Error::Invalid("duration_ms must be at least 1".into()));
+    // Ten years: longer bounds mean nothing and would overflow time arithmetic.
+    let valid = |d: Duration| !d.is_zero() && d <= Duration::from_secs(10 * 365 * 86_400);
+    if duration.is_some_and(|d| !valid(d)) {
+        return Err(Error::Invalid(
+            "duration_ms must be between 1 and 315360000000".into(),
+        ));
     }
     if let Some(s) = schedule {
-        if s.on.is_zero() || s.off.is_zero() {
+        if !valid(s.on) || !valid(s.off) {
             return Err(Error::Invalid(
-                "schedule on_ms and off_ms must each be at least 1".into(),
+                "schedule on_ms and off_ms must each be between 1 and 315360000000".into(),
             ));
         }
     }

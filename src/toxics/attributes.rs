@@ -7,6 +7,10 @@
 use super::ToxicType;
 use serde_json::{Map, Number, Value};
 
+/// The largest integer attribute: about 35 years in milliseconds, or a terabyte; larger values
+/// mean nothing useful and would overflow time arithmetic.
+pub const MAX_INT: i64 = 1 << 40;
+
 /// The kind of one attribute, with its default and bounds.
 #[derive(Debug, Clone, Copy)]
 pub enum AttrKind {
@@ -87,9 +91,9 @@ impl AttrSpec {
         match self.kind {
             AttrKind::Int { min, .. } => {
                 let n = as_integer(value).ok_or_else(|| mismatch("an integer"))?;
-                if n < min {
+                if n < min || n > MAX_INT {
                     return Err(format!(
-                        "attribute {} of {} toxic must be >= {min}, got {n}",
+                        "attribute {} of {} toxic must be between {min} and {MAX_INT}, got {n}",
                         self.name, type_name
                     ));
                 }
