@@ -1,0 +1,233 @@
+//! The command line, as `toxiproxy-cli` spells it (names, aliases and flags), plus `reset`,
+//! `version` and `--json`.
+
+use clap::{ArgGroup, Parser, Subcommand};
+use serde_json::Value;
+
+/// Manage the proxies and toxics of a faultline (or any Toxiproxy v2) server.
+#[derive(Debug, Parser)]
+#[command(name = "faultline-cli", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The server's API URL.
+    #[arg(
+        long,
+        global = true,
+        env = "TOXIPROXY_URL",
+        default_value = faultline_client::DEFAULT_URL
+    )]
+    pub host: String,
+
+    /// Print JSON instead of tables and sentences (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every proxy.
+    #[command(visible_aliases = ["l", "li", "ls"])]
+    List,
+
+    /// Show one proxy and its toxics.
+    #[command(visible_aliases = ["i", "ins"])]
+    Inspect {
+        /// The proxy's name.
+        proxy: String,
+    },
+
+    /// Create a proxy.
+    #[command(visible_aliases = ["c", "new"])]
+    Create {
+        /// Address to listen on; port 0 lets the server pick one (printed).
+        #[arg(short, long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Address of the real service.
+        #[arg(short, long)]
+        upstream: String,
+        /// The new proxy's name.
+        proxy: String,
+    },
+
+    /// Enable a disabled proxy, or disable an enabled one.
+    #[command(visible_aliases = ["tog"])]
+    Toggle {
+        /// The proxy's name.
+        proxy: String,
+    },
+
+    /// Delete a proxy.
+    #[command(visible_aliases = ["d"])]
+    Delete {
+        /// The proxy's name.
+        proxy: String,
+    },
+
+    /// Add, update or remove toxics.
+    #[command(subcommand, visible_aliases = ["t"])]
+    Toxic(ToxicCommand),
+
+    /// Enable every proxy and remove every toxic.
+    Reset,
+
+    /// Show the CLI's and the server's versions.
+    Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToxicCommand {
+    /// Add a toxic to a proxy.
+    #[command(visible_aliases = ["a"])]
+    Add {
+        /// The toxic's name (default: <type>_<stream>).
+        #[arg(
+            short = 'n',
+            long = "toxicName",
+            visible_alias = "toxic-name",
+            value_name = "NAME"
+        )]
+        name: Option<String>,
+        /// The toxic's type: latency, bandwidth, slow_close, timeout, reset_peer, slicer,
+        /// limit_data, packet_loss, drop, corrupt, noop, ...
+        #[arg(short = 't', long = "type", value_name = "TYPE")]
+        kind: String,
+        /// Probability, 0 to 1, that the toxic applies to a connection (default 1).
+        #[arg(long = "tox", visible_alias = "toxicity", value_name = "0..1", value_parser = toxicity)]
+        toxicity: Option<f32>,
+        /// An attribute, as key=value (repeatable), e.g. -a latency=1000 -a jitter=100.
+        #[arg(short = 'a', long = "attribute", value_name = "KEY=VALUE", value_parser = attribute)]
+        attributes: Vec<Attribute>,
+        /// Act on data from the client to the upstream service.
+        #[arg(short = 'u', long, conflicts_with = "downstream")]
+        upstream: bool,
+        /// Act on data from the upstream service to the client (the default).
+        #[arg(short = 'd', long)]
+        downstream: bool,
+        /// The proxy's name.
+        proxy: String,
+    },
+
+    /// Change a toxic's toxicity and/or attributes (attributes not given keep their value).
+    #[command(
+        visible_aliases = ["u"],
+        group(ArgGroup::new("changes").args(["toxicity", "attributes"]).multiple(true).required(true))
+    )]
+    Update {
+        /// The toxic's name.
+        #[arg(
+            short = 'n',
+            long = "toxicName",
+            visible_alias = "toxic-name",
+            value_name = "NAME"
+        )]
+        name: String,
+        /// New probability, 0 to 1, that the toxic applies to a connection.
+        #[arg(long = "tox", visible_alias = "toxicity", value_name = "0..1", value_parser = toxicity)]
+        toxicity: Option<f32>,
+        /// An attribute to change, as key=value (repeatable).
+        #[arg(short = 'a', long = "attribute", value_name = "KEY=VALUE", value_parser = attribute)]
+        attributes: Vec<Attribute>,
+        /// The proxy's name.
+        proxy: String,
+    },
+
+    /// Remove a toxic.
+    #[command(visible_aliases = ["r", "delete", "d"])]
+    Remove {
+        /// The toxic's name.
+        #[arg(
+            short = 'n',
+            long = "toxicName",
+            visible_alias = "toxic-name",
+            value_name = "NAME"
+        )]
+        name: String,
+        /// The proxy's name.
+        proxy: String,
+    },
+}
+
+/// One `-a key=value`. Numbers become JSON numbers, `true`/`false` booleans, anything else a
+/// string (e.g. `distribution=normal`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribute {
+    pub key: String,
+    pub value: Value,
+}
+
+fn attribute(text: &str) -> Result<Attribute, String> {
+    let (key, raw) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected key=value, got {text:?}"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(format!(
+            "expected key=value with a non-empty key, got {text:?}"
+        ));
+    }
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(format!("attribute {key} has no value"));
+    }
+    let value = if let Ok(i) = raw.parse::<i64>() {
+        Value::from(i)
+    } else if let Some(f) = raw.parse::<f64>().ok().filter(|f| f.is_finite()) {
+        Value::from(f)
+    } else if let Ok(b) = raw.parse::<bool>() {
+        Value::from(b)
+    } else {
+        Value::from(raw)
+    };
+    Ok(Attribute {
+        key: key.to_string(),
+        value,
+    })
+}
+
+fn toxicity(text: &str) -> Result<f32, String> {
+    let value: f32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("toxicity must be a number between 0 and 1, got {text:?}"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "toxicity must be a number between 0 and 1, got {value}"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The argument definitions are consistent (clap's own check).
+    #[test]
+    fn definitions_are_valid() {
+        Cli::command().debug_assert();
+    }
+
+    /// Attribute values keep their JSON types.
+    #[test]
+    fn attribute_values() {
+        assert_eq!(attribute("latency=1000").unwrap().value, 1000);
+        assert_eq!(attribute("probability=0.5").unwrap().value, 0.5);
+        assert_eq!(attribute("distribution=normal").unwrap().value, "normal");
+        assert!(attribute("latency").is_err());
+        assert!(attribute("=5").is_err());
+        assert!(attribute("latency=").is_err());
+    }
+
+    /// Toxicity is checked client-side.
+    #[test]
+    fn toxicity_range() {
+        assert_eq!(toxicity("0.25"), Ok(0.25));
+        assert!(toxicity("1.5").is_err());
+        assert!(toxicity("-0.1").is_err());
+        assert!(toxicity("half").is_err());
+    }
+}
