@@ -43,7 +43,8 @@
 //! - [`Proxy`]: one proxy: enable, disable, update, delete, and its toxics; scoped faults with
 //!   [`Proxy::inject`], [`Proxy::down`], [`Proxy::with_toxic`] and [`Proxy::with_down`].
 //! - [`Toxic`] and [`ToxicKind`]: typed faults (latency, bandwidth, slow_close, timeout,
-//!   reset_peer, slicer, limit_data, packet_loss, drop, corrupt, noop, and
+//!   reset_peer, slicer, limit_data, packet_loss, drop, corrupt, noop; faultline's
+//!   connection-phase slow_open, refuse, blackhole and limit_connections; and
 //!   [`Toxic::custom`] for anything else), with faultline's extensions: [`Target`],
 //!   [`Toxic::for_duration`] and [`Schedule`].
 //! - [`ToxicGuard`] and [`DownGuard`]: faults that end when dropped; the [`guard`] module
@@ -73,7 +74,9 @@ pub use embedded::Server;
 pub use error::{Error, Result};
 pub use guard::{DownGuard, ToxicGuard};
 pub use proxy::{Proxy, ProxyConfig, ProxyInfo, ProxyUpdate};
-pub use toxic::{Distribution, Schedule, Stream, Target, Toxic, ToxicInfo, ToxicKind, ToxicUpdate};
+pub use toxic::{
+    Distribution, LimitMode, Schedule, Stream, Target, Toxic, ToxicInfo, ToxicKind, ToxicUpdate,
+};
 
 /// Compiles the README's code blocks as doctests, so the README cannot drift from the API.
 #[cfg(doctest)]

@@ -92,6 +92,31 @@ impl Distribution {
     }
 }
 
+/// What `limit_connections` does with connections over the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitMode {
+    /// Reset them at once (the default).
+    Refuse,
+    /// Hold them until a slot frees up.
+    Queue,
+}
+
+impl LimitMode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitMode::Refuse => "refuse",
+            LimitMode::Queue => "queue",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [LimitMode::Refuse, LimitMode::Queue]
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
 /// The fault itself: a toxic type with its attributes, in Rust units.
 ///
 /// Times are [`Duration`]s (sent as whole milliseconds, except the slicer's `delay`, sent in
@@ -164,6 +189,25 @@ pub enum ToxicKind {
     },
     /// Does nothing (useful in tests of the tooling itself).
     Noop,
+    /// Connects to the upstream only `delay` after the client connected (faultline): a slow
+    /// DNS lookup or accept queue. Open connections are not affected.
+    SlowOpen {
+        /// How long new connections wait before the upstream is dialled.
+        delay: Duration,
+    },
+    /// Resets new connections before any byte is exchanged; open ones keep working
+    /// (faultline): "the service went away".
+    Refuse,
+    /// Accepts new connections and never answers; open ones keep working (faultline): a
+    /// firewall dropping packets.
+    Blackhole,
+    /// At most `limit` connections at once (faultline): a small connection pool.
+    LimitConnections {
+        /// Connections allowed at once.
+        limit: u64,
+        /// What happens to the others; `None` leaves the server's default (refuse).
+        mode: Option<LimitMode>,
+    },
     /// Any other toxic type, with its attributes as raw JSON: for toxics of newer servers.
     Custom {
         /// The toxic `type`, e.g. `"my_toxic"`.
@@ -204,6 +248,10 @@ impl ToxicKind {
             ToxicKind::Drop { .. } => "drop",
             ToxicKind::Corrupt { .. } => "corrupt",
             ToxicKind::Noop => "noop",
+            ToxicKind::SlowOpen { .. } => "slow_open",
+            ToxicKind::Refuse => "refuse",
+            ToxicKind::Blackhole => "blackhole",
+            ToxicKind::LimitConnections { .. } => "limit_connections",
             ToxicKind::Custom { type_name, .. } => type_name,
         }
     }
@@ -243,7 +291,15 @@ impl ToxicKind {
             ToxicKind::Drop { probability } | ToxicKind::Corrupt { probability } => {
                 json!({ "probability": probability })
             }
-            ToxicKind::Noop => json!({}),
+            ToxicKind::Noop | ToxicKind::Refuse | ToxicKind::Blackhole => json!({}),
+            ToxicKind::SlowOpen { delay } => json!({ "delay": millis(*delay) }),
+            ToxicKind::LimitConnections { limit, mode } => {
+                let mut v = json!({ "limit": limit });
+                if let Some(mode) = mode {
+                    v["mode"] = json!(mode.as_str());
+                }
+                v
+            }
             ToxicKind::Custom { attributes, .. } => return attributes.clone(),
         };
         match value {
@@ -317,6 +373,18 @@ impl ToxicKind {
                 probability: prob("probability")?,
             },
             "noop" => ToxicKind::Noop,
+            "slow_open" => ToxicKind::SlowOpen {
+                delay: ms("delay")?,
+            },
+            "refuse" => ToxicKind::Refuse,
+            "blackhole" => ToxicKind::Blackhole,
+            "limit_connections" => ToxicKind::LimitConnections {
+                limit: int("limit")?,
+                mode: match a.get("mode") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(LimitMode::parse(v.as_str()?)?),
+                },
+            },
             _ => return None,
         })
     }
@@ -532,6 +600,42 @@ impl Toxic {
     /// Does nothing.
     pub fn noop() -> Toxic {
         Toxic::new(ToxicKind::Noop)
+    }
+
+    /// Dials the upstream only `delay` after a client connects (faultline).
+    pub fn slow_open(delay: Duration) -> Toxic {
+        Toxic::new(ToxicKind::SlowOpen { delay })
+    }
+
+    /// Resets new connections at once; open ones keep working (faultline).
+    pub fn refuse() -> Toxic {
+        Toxic::new(ToxicKind::Refuse)
+    }
+
+    /// Accepts new connections and never answers; open ones keep working (faultline).
+    pub fn blackhole() -> Toxic {
+        Toxic::new(ToxicKind::Blackhole)
+    }
+
+    /// Lets at most `limit` connections through at once and refuses the others (faultline);
+    /// [`queue_excess`](Toxic::queue_excess) makes them wait instead.
+    pub fn limit_connections(limit: u64) -> Toxic {
+        Toxic::new(ToxicKind::LimitConnections { limit, mode: None })
+    }
+
+    /// Makes a limit_connections toxic hold excess connections until a slot frees up.
+    ///
+    /// # Panics
+    /// If this is not a limit_connections toxic.
+    pub fn queue_excess(mut self) -> Toxic {
+        match &mut self.kind {
+            ToxicKind::LimitConnections { mode, .. } => *mode = Some(LimitMode::Queue),
+            other => panic!(
+                "queue_excess applies to limit_connections toxics, not {}",
+                other.type_name()
+            ),
+        }
+        self
     }
 
     /// Any toxic type, with raw JSON attributes: the escape hatch for types this crate does

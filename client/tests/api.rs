@@ -124,6 +124,10 @@ async fn typed_toxics_round_trip() {
         Toxic::drop(0.5),
         Toxic::corrupt(0.01),
         Toxic::noop(),
+        Toxic::slow_open(ms(40)),
+        Toxic::refuse(),
+        Toxic::blackhole(),
+        Toxic::limit_connections(3).queue_excess(),
     ];
     for (i, toxic) in toxics.into_iter().enumerate() {
         let toxic = toxic.name(format!("t{i}")).upstream().toxicity(0.5);
@@ -133,7 +137,7 @@ async fn typed_toxics_round_trip() {
         assert_eq!(added.toxicity, 0.5);
         assert_eq!(proxy.toxic(&added.name).await.unwrap(), added);
     }
-    assert_eq!(proxy.toxics().await.unwrap().len(), 11);
+    assert_eq!(proxy.toxics().await.unwrap().len(), 15);
 }
 
 /// The escape hatch sends any type with raw attributes.

@@ -85,6 +85,27 @@ async fn reset_peer_is_observed_as_connection_reset() {
     assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
 }
 
+/// A refuse toxic turns new connections away while one opened before keeps working.
+#[tokio::test]
+async fn refuse_turns_away_new_connections_but_spares_open_ones() {
+    let (_server, proxy) = proxied_echo("echo").await;
+    let addr = proxy.listen_addr().unwrap();
+    let mut before = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(exchange(&mut before).await.unwrap(), b"ping");
+
+    proxy.add_toxic(Toxic::refuse()).await.unwrap();
+
+    let mut after = TcpStream::connect(addr).await.unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(10), exchange(&mut after))
+        .await
+        .expect("the refusal did not arrive within 10 s");
+    assert!(
+        !matches!(&refused, Ok(reply) if reply.as_slice() == b"ping"),
+        "a new connection got through: {refused:?}"
+    );
+    assert_eq!(exchange(&mut before).await.unwrap(), b"ping");
+}
+
 /// Dropping a guard removes its toxic: after `settle`, traffic is fast again.
 #[tokio::test]
 async fn dropped_guard_removes_its_toxic() {
