@@ -3,6 +3,7 @@
 
 use clap::{ArgGroup, Parser, Subcommand};
 use serde_json::Value;
+use std::time::Duration;
 
 /// Manage the proxies and toxics of a faultline (or any Toxiproxy v2) server.
 #[derive(Debug, Parser)]
@@ -105,6 +106,18 @@ pub enum ToxicCommand {
         /// Act on data from the upstream service to the client (the default).
         #[arg(short = 'd', long)]
         downstream: bool,
+        /// faultline: remove the toxic by itself after this long (e.g. 30s, 500ms).
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
+        duration: Option<Duration>,
+        /// faultline: apply only to clients in this CIDR block (repeatable).
+        #[arg(long = "cidr", value_name = "CIDR")]
+        cidrs: Vec<String>,
+        /// faultline: apply only to this stable share of connections, 0 to 1.
+        #[arg(long, value_name = "0..1", value_parser = fraction)]
+        fraction: Option<f64>,
+        /// faultline: switch on and off in cycles, as ON/OFF (e.g. 2s/8s).
+        #[arg(long, value_name = "ON/OFF", value_parser = schedule)]
+        schedule: Option<(Duration, Duration)>,
         /// The proxy's name.
         proxy: String,
     },
@@ -186,6 +199,26 @@ fn attribute(text: &str) -> Result<Attribute, String> {
     })
 }
 
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("expected a duration such as 30s or 500ms, got {text:?}: {e}"))
+}
+
+fn schedule(text: &str) -> Result<(Duration, Duration), String> {
+    let (on, off) = text
+        .split_once('/')
+        .ok_or_else(|| format!("expected ON/OFF such as 2s/8s, got {text:?}"))?;
+    Ok((duration(on)?, duration(off)?))
+}
+
+fn fraction(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|f| (0.0..=1.0).contains(f))
+        .ok_or_else(|| format!("fraction must be a number between 0 and 1, got {text:?}"))
+}
+
 fn toxicity(text: &str) -> Result<f32, String> {
     let value: f32 = text
         .trim()
@@ -220,6 +253,18 @@ mod tests {
         assert!(attribute("latency").is_err());
         assert!(attribute("=5").is_err());
         assert!(attribute("latency=").is_err());
+    }
+
+    /// Extension values parse from human-friendly text.
+    #[test]
+    fn extension_values() {
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(
+            schedule("2s/8s"),
+            Ok((Duration::from_secs(2), Duration::from_secs(8)))
+        );
+        assert!(schedule("2s").is_err());
+        assert!(fraction("1.5").is_err());
     }
 
     /// Toxicity is checked client-side.

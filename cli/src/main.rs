@@ -12,7 +12,7 @@ mod output;
 
 use args::{Cli, Command, ToxicCommand};
 use clap::Parser;
-use faultline_client::{Client, Error, ProxyConfig, Toxic, ToxicUpdate};
+use faultline_client::{Client, Error, ProxyConfig, Schedule, Target, Toxic, ToxicUpdate};
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
@@ -142,6 +142,10 @@ async fn execute(client: &Client, command: &Command) -> Result<Report, Error> {
             attributes,
             upstream,
             downstream: _,
+            duration,
+            cidrs,
+            fraction,
+            schedule,
             proxy,
         }) => {
             let attrs = attributes.iter().map(|a| (a.key.clone(), a.value.clone()));
@@ -156,6 +160,18 @@ async fn execute(client: &Client, command: &Command) -> Result<Report, Error> {
             }
             if let Some(toxicity) = toxicity {
                 toxic = toxic.toxicity(*toxicity);
+            }
+            if let Some(duration) = duration {
+                toxic = toxic.for_duration(*duration);
+            }
+            if !cidrs.is_empty() || fraction.is_some() {
+                toxic = toxic.target(Target {
+                    cidrs: cidrs.clone(),
+                    fraction: *fraction,
+                });
+            }
+            if let Some((on, off)) = schedule {
+                toxic = toxic.schedule(Schedule::new(*on, *off));
             }
             let added = client.proxy(proxy).await?.add_toxic(toxic).await?;
             Report {

@@ -212,6 +212,50 @@ async fn toxic_add_with_attributes() {
     assert_eq!(toxic.attributes["jitter"], 100);
 }
 
+/// faultline's extensions can be given on the command line.
+#[tokio::test]
+async fn toxic_add_with_faultline_extensions() {
+    let server = server_with_db().await;
+
+    let out = ok(cli(
+        &server,
+        &[
+            "t",
+            "a",
+            "-t",
+            "drop",
+            "-a",
+            "probability=0.5",
+            "--duration",
+            "1m",
+            "--cidr",
+            "10.0.0.0/8",
+            "--fraction",
+            "0.5",
+            "--schedule",
+            "2s/8s",
+            "db",
+        ],
+    )
+    .await);
+
+    assert!(out.contains("Added downstream drop toxic"), "{out}");
+    let toxic = server
+        .proxy("db")
+        .await
+        .unwrap()
+        .toxic("drop_downstream")
+        .await
+        .unwrap();
+    assert!(toxic.remaining().unwrap() > Duration::from_secs(50));
+    let target = toxic.target.unwrap();
+    assert_eq!(
+        (target.cidrs, target.fraction),
+        (vec!["10.0.0.0/8".to_string()], Some(0.5))
+    );
+    assert_eq!(toxic.schedule.unwrap().off, Duration::from_secs(8));
+}
+
 /// `t a` defaults to downstream and the server's default name.
 #[tokio::test]
 async fn toxic_add_aliases_and_defaults() {

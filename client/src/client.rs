@@ -258,10 +258,7 @@ pub(crate) async fn send(
     url: Url,
     body: Option<Value>,
 ) -> Result<String> {
-    let transport = |source| Error::Transport {
-        url: url.to_string(),
-        source,
-    };
+    let transport = |source| Error::transport(&url, source);
     let mut request = http.request(method, url.clone());
     if let Some(body) = body {
         request = request.json(&body);

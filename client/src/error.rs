@@ -22,10 +22,12 @@ pub enum Error {
         message: String,
     },
     /// The server could not be reached, or the connection broke, or the request timed out.
-    #[error("cannot reach the API server at {url}: {source}")]
+    #[error("cannot reach the API server at {url}: {reason}")]
     Transport {
         /// The URL the request went to.
         url: String,
+        /// The root cause, e.g. `Connection refused (os error 111)` or `timed out`.
+        reason: String,
         /// The underlying HTTP client error.
         #[source]
         source: reqwest::Error,
@@ -82,6 +84,24 @@ impl Error {
     /// Whether the server could not be reached at all (refused, unreachable, timed out).
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Error::Transport { .. })
+    }
+
+    pub(crate) fn transport(url: impl fmt::Display, source: reqwest::Error) -> Error {
+        let reason = if source.is_timeout() {
+            "timed out".to_string()
+        } else {
+            // reqwest's own message names only the URL; the cause is at the end of the chain.
+            let mut cause: &dyn std::error::Error = &source;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            cause.to_string()
+        };
+        Error::Transport {
+            url: url.to_string(),
+            reason,
+            source,
+        }
     }
 
     pub(crate) fn decode(url: impl fmt::Display, reason: impl fmt::Display) -> Error {
