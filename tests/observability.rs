@@ -87,10 +87,19 @@ async fn metrics_move_with_traffic_and_toxics() {
     let addr = h.proxy("p", echo_server().await).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
     round_trip(&mut s, &[1u8; 1000]).await;
+    h.toxic(
+        "p",
+        json!({"name": "slow", "type": "latency", "attributes": {"latency": 10}}),
+    )
+    .await;
+    round_trip(&mut s, &[2u8; 10]).await;
+    let stats = h.get("/proxies/p/stats").await.json();
+    assert_eq!(stats["downstream"]["delayed_chunks"], json!(1));
+    h.delete("/proxies/p/toxics/slow").await;
     eventually("1000 bytes counted each way", || async {
         let stats = h.get("/proxies/p/stats").await.json();
-        stats["upstream"]["received_bytes"] == json!(1000)
-            && stats["downstream"]["sent_bytes"] == json!(1000)
+        stats["upstream"]["received_bytes"] == json!(1010)
+            && stats["downstream"]["sent_bytes"] == json!(1010)
     })
     .await;
 
@@ -110,6 +119,12 @@ async fn metrics_move_with_traffic_and_toxics() {
         "{metrics}"
     );
     assert!(metrics.contains("faultline_toxics{proxy=\"p\"} 1"));
+    assert!(
+        metrics.contains(
+            "faultline_toxic_dropped_bytes_total{proxy=\"p\",direction=\"downstream\"} 1"
+        ),
+        "reset_peer dropped the reply: {metrics}"
+    );
     assert!(metrics.contains("faultline_connections_total{proxy=\"p\"} 2"));
     let sent = format!(
         "toxiproxy_proxy_sent_bytes_total{{direction=\"downstream\",listener=\"{addr}\",proxy=\"p\",upstream="
@@ -117,7 +132,7 @@ async fn metrics_move_with_traffic_and_toxics() {
     assert!(
         metrics
             .lines()
-            .any(|l| l.starts_with(&sent) && l.ends_with(" 1000")),
+            .any(|l| l.starts_with(&sent) && l.ends_with(" 1010")),
         "{metrics}"
     );
 }

@@ -26,6 +26,12 @@ struct DirectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProxyDirectionLabels {
+    proxy: String,
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProxyLabels {
     proxy: String,
 }
@@ -39,6 +45,8 @@ struct CutLabels {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let proxies = state.registry.list().await;
     let received = Family::<DirectionLabels, Counter>::default();
+    let delayed = Family::<ProxyDirectionLabels, Counter>::default();
+    let dropped = Family::<ProxyDirectionLabels, Counter>::default();
     let sent = Family::<DirectionLabels, Counter>::default();
     let opened = Family::<ProxyLabels, Counter>::default();
     let active = Family::<ProxyLabels, Gauge>::default();
@@ -61,6 +69,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                 .get_or_create(&labels)
                 .inc_by(read(&stats.received_bytes));
             sent.get_or_create(&labels).inc_by(read(&stats.sent_bytes));
+            let labels = ProxyDirectionLabels {
+                proxy: p.name.clone(),
+                direction: direction.as_str(),
+            };
+            delayed
+                .get_or_create(&labels)
+                .inc_by(read(&stats.delayed_chunks));
+            dropped
+                .get_or_create(&labels)
+                .inc_by(read(&stats.dropped_bytes));
         }
         let labels = ProxyLabels {
             proxy: p.name.clone(),
@@ -117,6 +135,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "faultline_proxy_enabled",
         "1 if the proxy is listening",
         enabled,
+    );
+    registry.register(
+        "faultline_toxic_delayed_chunks",
+        "Chunks that toxics held back, per proxy and direction",
+        delayed,
+    );
+    registry.register(
+        "faultline_toxic_dropped_bytes",
+        "Bytes that toxics discarded, per proxy and direction",
+        dropped,
     );
     registry.register(
         "faultline_toxic_cuts",

@@ -159,6 +159,8 @@ pub async fn proxy_stats(State(state): State<AppState>, Path(name): Path<String>
         json!({
             "received_bytes": ProxyStats::get(&d.received_bytes),
             "sent_bytes": ProxyStats::get(&d.sent_bytes),
+            "delayed_chunks": ProxyStats::get(&d.delayed_chunks),
+            "dropped_bytes": ProxyStats::get(&d.dropped_bytes),
         })
     };
     Ok(Json(json!({

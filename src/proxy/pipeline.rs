@@ -345,6 +345,7 @@ impl<'a> Half<'a> {
             self.output.push_back(piece);
             return;
         }
+        let (arrived, bytes_in) = (piece.at, piece.data.len());
         let (current, next) = &mut self.scratch;
         current.clear();
         current.push(piece);
@@ -360,9 +361,19 @@ impl<'a> Half<'a> {
             }
             mem::swap(current, next);
         }
+        let mut bytes_out = 0;
+        let mut delayed = false;
         for piece in current.drain(..) {
-            self.output_bytes += piece.data.len();
+            bytes_out += piece.data.len();
+            delayed |= piece.at > arrived;
             self.output.push_back(piece);
+        }
+        self.output_bytes += bytes_out;
+        if delayed {
+            ProxyStats::add(&self.stats.delayed_chunks, 1);
+        }
+        if bytes_out < bytes_in {
+            ProxyStats::add(&self.stats.dropped_bytes, (bytes_in - bytes_out) as u64);
         }
     }
 

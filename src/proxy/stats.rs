@@ -11,6 +11,10 @@ pub struct DirectionStats {
     pub received_bytes: AtomicU64,
     /// Bytes written to the destination socket.
     pub sent_bytes: AtomicU64,
+    /// Chunks that toxics held back (latency, bandwidth, loss, slicing...).
+    pub delayed_chunks: AtomicU64,
+    /// Bytes that toxics discarded (timeout, drop, limit_data, reset_peer...).
+    pub dropped_bytes: AtomicU64,
 }
 
 /// Counters of one proxy, kept across restarts (disable/enable) for its lifetime.
