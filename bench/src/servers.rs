@@ -95,6 +95,17 @@ impl Server {
         })
     }
 
+    /// A handle on the same API with a client of its own, for use on another runtime.
+    pub fn api_only(name: &str, api: &str) -> Result<Server> {
+        Ok(Server {
+            name: name.to_string(),
+            api: api.to_string(),
+            pid: None,
+            child: None,
+            http: client()?,
+        })
+    }
+
     async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> Result<Value> {
         let response = request.send().await.with_context(|| what.to_string())?;
         let status = response.status();
