@@ -34,7 +34,7 @@ fn bench_attributes(kind: &str) -> serde_json::Value {
         "timeout" => json!({"timeout": 1000}),
         "reset_peer" => json!({"timeout": 1000}),
         "slicer" => json!({"average_size": 1024, "size_variation": 256, "delay": 10}),
-        "limit_data" => json!({"bytes": i64::MAX}),
+        "limit_data" => json!({"bytes": 1_i64 << 40}),
         "packet_loss" => json!({"probability": 0.01}),
         "drop" => json!({"probability": 0.01}),
         "corrupt" => json!({"probability": 0.001}),
