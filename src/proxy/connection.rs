@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Serves one client until its connection ends or `shutdown` fires.
 pub async fn serve(
-    client: TcpStream,
+    mut client: TcpStream,
     client_addr: SocketAddr,
     context: Arc<ListenerContext>,
     shutdown: CancellationToken,
@@ -55,7 +55,7 @@ pub async fn serve(
         _ = shutdown.cancelled() => return,
         dialed = TcpStream::connect(&*context.upstream) => dialed,
     };
-    let server = match server {
+    let mut server = match server {
         Ok(server) => server,
         Err(error) => {
             // As Toxiproxy: the client is closed at once and the proxy keeps running.
@@ -87,9 +87,11 @@ pub async fn serve(
         peer,
         stats,
     );
+    let (mut client_reader, client_writer) = client.split();
+    let (mut server_reader, server_writer) = server.split();
     tokio::join!(
-        upstream.run(&client, &server, &control),
-        downstream.run(&server, &client, &control),
+        upstream.run(&mut client_reader, server_writer.as_ref(), &control),
+        downstream.run(&mut server_reader, client_writer.as_ref(), &control),
     );
     let outcome = control.outcome();
     if outcome == Some(Cut::Reset) {

@@ -22,14 +22,20 @@ use std::collections::VecDeque;
 use std::io;
 use std::mem;
 use std::net::{IpAddr, Shutdown};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
+use tokio::net::tcp::ReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
+use tokio_util::io::poll_read_buf;
+use tokio_util::sync::{CancellationToken, ReusableBoxFuture};
 
 /// Bytes read per system call.
 const READ_SIZE: usize = 32 * 1024;
+/// The resolution of tokio's timer.
+const TIMER_TICK: Duration = Duration::from_millis(1);
 /// What a half may hold with no toxic asking for more: enough to keep both sockets busy.
 const BASE_BUDGET: usize = 64 * 1024;
 
@@ -106,12 +112,47 @@ pub fn applies(stage: &StageSpec, peer: Peer, rng: &mut SmallRng) -> bool {
     rng.random::<f32>() < stage.toxicity
 }
 
+/// Waits for chain changes with one long-lived future, so the pipeline's loop does not
+/// register and unregister a waiter on every turn.
+struct ChainWatch {
+    current: Chain,
+    next: ReusableBoxFuture<'static, (bool, watch::Receiver<Chain>)>,
+    /// False once the proxy is gone and its chains can no longer change.
+    live: bool,
+}
+
+async fn wait_for_change(mut rx: watch::Receiver<Chain>) -> (bool, watch::Receiver<Chain>) {
+    let changed = rx.changed().await.is_ok();
+    (changed, rx)
+}
+
+impl ChainWatch {
+    fn new(mut rx: watch::Receiver<Chain>) -> Self {
+        let current = rx.borrow_and_update().clone();
+        ChainWatch {
+            current,
+            next: ReusableBoxFuture::new(wait_for_change(rx)),
+            live: true,
+        }
+    }
+
+    /// Resolves to true with the new chain in `current`, or false when the proxy is gone.
+    async fn changed(&mut self) -> bool {
+        let (changed, mut rx) = (&mut self.next).await;
+        if changed {
+            self.current = rx.borrow_and_update().clone();
+        } else {
+            self.live = false;
+        }
+        self.next.set(wait_for_change(rx));
+        changed
+    }
+}
+
 /// One direction of a connection.
 pub struct Half<'a> {
     direction: Direction,
-    chain_rx: watch::Receiver<Chain>,
-    /// False once the proxy is gone and its chains can no longer change.
-    chain_live: bool,
+    chain: ChainWatch,
     stages: Vec<Stage>,
     rng: SmallRng,
     peer: Peer,
@@ -131,6 +172,8 @@ pub struct Half<'a> {
     /// Reused buffers for running pieces through the chain.
     scratch: (Vec<Piece>, Vec<Piece>),
     read_buf: BytesMut,
+    /// The last read filled the buffer: more is probably coming, keep the buffer.
+    bulk: bool,
 }
 
 /// Why a half stopped.
@@ -151,8 +194,7 @@ impl<'a> Half<'a> {
     ) -> Self {
         let mut half = Half {
             direction,
-            chain_rx,
-            chain_live: true,
+            chain: ChainWatch::new(chain_rx),
             stages: Vec::new(),
             rng,
             peer,
@@ -167,15 +209,21 @@ impl<'a> Half<'a> {
             cut_after_output: None,
             scratch: (Vec::new(), Vec::new()),
             read_buf: BytesMut::new(),
+            bulk: false,
         };
-        let chain = half.chain_rx.borrow_and_update().clone();
+        let chain = half.chain.current.clone();
         half.rebuild(&chain);
         half
     }
 
     /// Moves bytes from `src` to `dst` until end-of-stream has been passed on, or the
     /// connection is cut. A failure on either socket resets the whole connection.
-    pub async fn run(&mut self, src: &TcpStream, dst: &TcpStream, control: &ConnectionControl) {
+    pub async fn run(
+        &mut self,
+        src: &mut ReadHalf<'_>,
+        dst: &TcpStream,
+        control: &ConnectionControl,
+    ) {
         match self.pump(src, dst, control).await {
             Ok(Stop::Finished) => {
                 tracing::debug!(direction = %self.direction, "end of stream passed on");
@@ -190,7 +238,7 @@ impl<'a> Half<'a> {
 
     async fn pump(
         &mut self,
-        src: &TcpStream,
+        src: &mut ReadHalf<'_>,
         dst: &TcpStream,
         control: &ConnectionControl,
     ) -> io::Result<Stop> {
@@ -224,60 +272,72 @@ impl<'a> Half<'a> {
                 }
             }
 
+            // The timer wheel ticks in whole milliseconds and rounds up, so it is armed a
+            // tick early and the last stretch is spent yielding: delays stay exact.
             let wake_at = self.next_wake(now);
-            if let Some(at) = wake_at {
-                if timer.deadline().into_std() != at {
-                    timer.as_mut().reset(at.into());
+            let spin = wake_at.is_some_and(|at| at <= now + TIMER_TICK);
+            if let Some(at) = wake_at.filter(|_| !spin) {
+                let early = at - TIMER_TICK;
+                if timer.deadline().into_std() != early {
+                    timer.as_mut().reset(early.into());
                 }
             }
             let want_read = self.end == End::Open
                 && self.cut_after_output.is_none()
                 && self.input_bytes + self.output_bytes < self.budget();
+            if want_read && self.input.is_empty() && self.output.is_empty() && !self.bulk {
+                // Idle between messages: give the buffer back, so idle connections cost
+                // almost nothing.
+                self.read_buf = BytesMut::new();
+            }
 
             tokio::select! {
                 biased;
                 _ = &mut cancelled => return Ok(Stop::Cancelled),
-                changed = self.chain_rx.changed(), if self.chain_live => {
-                    match changed {
-                        Ok(()) => self.apply_chain_change(),
-                        Err(_) => self.chain_live = false,
+                changed = self.chain.changed(), if self.chain.live => {
+                    if changed {
+                        self.apply_chain_change();
                     }
                 }
                 ready = dst.writable(), if head_due => ready?,
-                _ = &mut timer, if wake_at.is_some() => {}
-                ready = src.readable(), if want_read => {
+                _ = &mut timer, if wake_at.is_some() && !spin => {}
+                _ = tokio::task::yield_now(), if spin => {}
+                ready = src.as_ref().readable(), if want_read => {
                     ready?;
-                    self.read(src)?;
+                    self.read(src).await?;
                 }
             }
         }
     }
 
-    /// Reads once from `src` into `input`.
-    fn read(&mut self, src: &TcpStream) -> io::Result<()> {
-        if self.read_buf.capacity() < READ_SIZE / 4 {
+    /// Reads once from `src` into `input`. Reading through `AsyncRead` (not `try_read`)
+    /// lets tokio note that a short read drained the socket, which saves an empty read per
+    /// message.
+    async fn read(&mut self, src: &mut ReadHalf<'_>) -> io::Result<()> {
+        if self.read_buf.capacity() - self.read_buf.len() < READ_SIZE / 4 {
             self.read_buf.reserve(READ_SIZE);
         }
-        match src.try_read_buf(&mut self.read_buf) {
-            Ok(0) => {
+        let room = self.read_buf.capacity() - self.read_buf.len();
+        let read = std::future::poll_fn(|cx| {
+            Poll::Ready(poll_read_buf(Pin::new(&mut *src), cx, &mut self.read_buf))
+        })
+        .await;
+        match read {
+            Poll::Ready(Ok(0)) => {
                 self.end = End::Read(Instant::now());
                 Ok(())
             }
-            Ok(n) => {
+            Poll::Ready(Ok(n)) => {
                 ProxyStats::add(&self.stats.received_bytes, n as u64);
+                self.bulk = n == room;
                 let data = self.read_buf.split().freeze();
                 self.input_bytes += n;
                 self.input.push_back(Piece::new(data, Instant::now()));
                 Ok(())
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if self.input.is_empty() && self.output.is_empty() {
-                    // Idle: give the buffer back so idle connections cost almost nothing.
-                    self.read_buf = BytesMut::new();
-                }
-                Ok(())
-            }
-            Err(e) => Err(e),
+            Poll::Pending => Ok(()),
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Poll::Ready(Err(e)) => Err(e),
         }
     }
 
@@ -414,7 +474,7 @@ impl<'a> Half<'a> {
     }
 
     fn apply_chain_change(&mut self) {
-        let chain = self.chain_rx.borrow_and_update().clone();
+        let chain = self.chain.current.clone();
         let now = Instant::now();
         // What the old chain holds goes out now, ahead of anything the new chain will see.
         for piece in &mut self.output {
