@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -193,6 +194,8 @@ struct Proxy {
     stats: Arc<ProxyStats>,
     seeds: Arc<Seeds>,
     events: Arc<EventBus>,
+    /// The data-plane runtime its listener and connections run on.
+    runtime: Handle,
     running: Option<Running>,
 }
 
@@ -243,6 +246,10 @@ pub struct Registry {
     options: Options,
     revisions: AtomicU64,
     events: Arc<EventBus>,
+    /// The runtime that carries the data plane (listeners, connections, toxic timers). The
+    /// API may run elsewhere, so that a data plane busy with thousands of connections never
+    /// delays it.
+    runtime: Handle,
     /// Lets toxic timers reach the registry without keeping it alive.
     this: Weak<Registry>,
 }
@@ -256,12 +263,18 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// A registry whose proxies run on the current tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime.
     pub fn new(options: Options) -> Arc<Registry> {
         Arc::new_cyclic(|this| Registry {
             proxies: Mutex::new(BTreeMap::new()),
             options,
             revisions: AtomicU64::new(0),
             events: Arc::new(EventBus::default()),
+            runtime: Handle::current(),
             this: this.clone(),
         })
     }
@@ -558,7 +571,7 @@ impl Registry {
         let (proxy, name, timers) = (proxy.to_string(), toxic.name.clone(), toxic.timers);
         let (expires_at, schedule) = (toxic.expires_at, toxic.schedule);
         let cancelled = token.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             tokio::select! {
                 _ = cancelled.cancelled() => {}
                 _ = run_timers(registry, proxy, name, timers, expires_at, schedule) => {}
@@ -601,6 +614,7 @@ impl Registry {
             chains: Arc::new(Chains::default()),
             stats: Arc::new(ProxyStats::default()),
             events: self.events.clone(),
+            runtime: self.runtime.clone(),
             running: None,
         };
         if new.enabled {
@@ -698,6 +712,8 @@ fn start_with(proxy: &mut Proxy, listener: std::net::TcpListener) -> Result<(), 
     let bound = listener
         .local_addr()
         .map_err(|e| Error::Listen(e.to_string()))?;
+    // Listeners and connections live on the data-plane runtime, whichever thread asks.
+    let _runtime = proxy.runtime.enter();
     let listener =
         tokio::net::TcpListener::from_std(listener).map_err(|e| Error::Listen(e.to_string()))?;
     proxy.listen = net::go_format(bound);
@@ -711,7 +727,7 @@ fn start_with(proxy: &mut Proxy, listener: std::net::TcpListener) -> Result<(), 
     });
     let shutdown = CancellationToken::new();
     let connections = TaskTracker::new();
-    let accept = tokio::spawn(listener::run(
+    let accept = proxy.runtime.spawn(listener::run(
         listener,
         context,
         shutdown.clone(),

@@ -11,18 +11,41 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Serves the API on `listener` until `shutdown` fires; then stops every proxy.
+///
+/// The API gets a thread and a small runtime of its own: a data plane busy with thousands of
+/// connections (each woken when its toxics change) must never delay the API call that
+/// changes them. Proxies keep running on the caller's runtime.
 pub async fn run(
     listener: TcpListener,
     registry: Arc<Registry>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    let listener = listener.into_std()?;
     let app = api::router(AppState {
         registry: registry.clone(),
         shutdown: shutdown.clone(),
     });
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let stop = shutdown.clone();
+    std::thread::Builder::new()
+        .name("faultline-api".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|runtime| {
+                    runtime.block_on(async move {
+                        let listener = TcpListener::from_std(listener)?;
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(stop.cancelled_owned())
+                            .await
+                    })
+                });
+            let _ = done_tx.send(result);
+        })?;
+    let result = done_rx
+        .await
+        .unwrap_or_else(|_| Err(io::Error::other("the API thread stopped unexpectedly")));
     registry.shutdown().await;
     result
 }
