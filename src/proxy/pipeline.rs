@@ -32,8 +32,9 @@ use tokio::sync::watch;
 use tokio_util::io::poll_read_buf;
 use tokio_util::sync::{CancellationToken, ReusableBoxFuture};
 
-/// Bytes read per system call.
+/// Bytes read per system call; a stream in bulk reads more per call, so it makes fewer.
 const READ_SIZE: usize = 32 * 1024;
+const BULK_READ_SIZE: usize = 1024 * 1024;
 /// The resolution of tokio's timer.
 const TIMER_TICK: Duration = Duration::from_millis(1);
 /// What a half may hold with no toxic asking for more: enough to keep both sockets busy.
@@ -314,8 +315,9 @@ impl<'a> Half<'a> {
     /// lets tokio note that a short read drained the socket, which saves an empty read per
     /// message.
     async fn read(&mut self, src: &mut ReadHalf<'_>) -> io::Result<()> {
-        if self.read_buf.capacity() - self.read_buf.len() < READ_SIZE / 4 {
-            self.read_buf.reserve(READ_SIZE);
+        let want = if self.bulk { BULK_READ_SIZE } else { READ_SIZE };
+        if self.read_buf.capacity() - self.read_buf.len() < want / 4 {
+            self.read_buf.reserve(want);
         }
         let room = self.read_buf.capacity() - self.read_buf.len();
         let read = std::future::poll_fn(|cx| {
