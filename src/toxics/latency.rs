@@ -113,7 +113,13 @@ impl Toxic for Latency {
     }
 
     fn read_ahead(&self) -> usize {
-        READ_AHEAD
+        // With no delay there is nothing in flight to cover: reading ahead would only fill
+        // memory while the destination is slow.
+        if self.latency.is_zero() && self.jitter.is_zero() {
+            0
+        } else {
+            READ_AHEAD
+        }
     }
 }
 
