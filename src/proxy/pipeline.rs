@@ -337,8 +337,14 @@ impl<'a> Half<'a> {
                 self.input.push_back(Piece::new(data, Instant::now()));
                 Ok(())
             }
-            Poll::Pending => Ok(()),
-            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Poll::Pending => {
+                self.bulk = false;
+                Ok(())
+            }
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.bulk = false;
+                Ok(())
+            }
             Poll::Ready(Err(e)) => Err(e),
         }
     }
