@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// What a fresh client sees within `limit`: a reply, a reset, an end, or nothing.
+/// What a fresh client sees within `limit`: a reply, a reset, an end, or nothing. A reset
+/// that arrives while `connect` is still completing makes the connect itself fail
+/// ("refused").
 async fn probe(addr: std::net::SocketAddr, limit: Duration) -> &'static str {
     let mut s = match TcpStream::connect(addr).await {
         Ok(s) => s,
@@ -96,7 +98,9 @@ async fn limit_connections_refuses_extra_clients() {
     let mut b = TcpStream::connect(addr).await.unwrap();
     round_trip(&mut a, b"a").await;
     round_trip(&mut b, b"b").await;
-    assert_eq!(probe(addr, ms(2000)).await, "reset");
+    // The reset can reach the client before its connect call has even returned.
+    let seen = probe(addr, ms(2000)).await;
+    assert!(seen == "reset" || seen == "refused", "{seen}");
     drop(a);
     tokio::time::sleep(ms(100)).await;
     assert_eq!(probe(addr, ms(2000)).await, "reply");
