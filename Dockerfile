@@ -12,6 +12,8 @@ FROM scratch
 
 # /faultline                the server
 # /toxiproxy -> faultline   so compose files that set `entrypoint: /toxiproxy` keep working
+# /faultline-cli            the CLI (`docker exec <c> /faultline-cli list`); /toxiproxy-cli
+#                           links to it, as in Shopify's image
 # /faultline-healthcheck    a tiny static HTTP probe (examples/healthcheck.rs): scratch has no
 #                           shell or curl, and this is what HEALTHCHECK runs
 COPY target/docker/image/faultline/ /

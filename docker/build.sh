@@ -36,11 +36,12 @@ out=$target_dir/$host/release
 stage=$target_dir/image
 static="-C target-feature=+crt-static"
 
-echo "== static release build of faultline ($host, -j $jobs, target dir $target_dir)"
+echo "== static release build of faultline and faultline-cli ($host, -j $jobs, target dir $target_dir)"
 # --target makes RUSTFLAGS apply to the binary only, not to build scripts and proc macros.
 # No debug info: the image stays small (symbol names are kept for backtraces).
 CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=debuginfo RUSTFLAGS="$static" \
-  cargo build --release --target "$host" --target-dir "$target_dir" -j "$jobs" --bin faultline
+  cargo build --release --target "$host" --target-dir "$target_dir" -j "$jobs" \
+    -p faultline -p faultline-cli --bin faultline --bin faultline-cli
 
 # The examples use only std, so a plain rustc builds them (cargo would also compile every
 # dev-dependency of the package, TLS stack included, for nothing).
@@ -54,7 +55,7 @@ for example in echo_server healthcheck; do
   fi
 done
 
-for bin in "$out/faultline" "$target_dir/examples/echo_server" "$target_dir/examples/healthcheck"; do
+for bin in "$out/faultline" "$out/faultline-cli" "$target_dir/examples/echo_server" "$target_dir/examples/healthcheck"; do
   if command -v readelf >/dev/null && readelf -d "$bin" 2>/dev/null | grep -q NEEDED; then
     echo "build.sh: $bin is dynamically linked; it would not run FROM scratch" >&2
     exit 1
@@ -73,6 +74,8 @@ rm -rf "$stage"
 mkdir -p "$stage/faultline" "$stage/echo"
 cp "$out/faultline" "$stage/faultline/faultline"
 ln -s faultline "$stage/faultline/toxiproxy"
+cp "$out/faultline-cli" "$stage/faultline/faultline-cli"
+ln -s faultline-cli "$stage/faultline/toxiproxy-cli"
 cp "$target_dir/examples/healthcheck" "$stage/faultline/faultline-healthcheck"
 cp "$target_dir/examples/echo_server" "$stage/echo/echo-server"
 cp "$target_dir/examples/healthcheck" "$stage/echo/faultline-healthcheck"

@@ -222,6 +222,11 @@ assert p["http"]["upstream"] == "echo:8080", p
 ' "$(body_of "$r")" || fail "proxies not preloaded from docker/toxiproxy.json: $r"
 pass "proxies 'echo' and 'http' preloaded from docker/toxiproxy.json (-config)"
 
+out=$(docker exec "$fl" /toxiproxy-cli --host http://127.0.0.1:8474 list 2>&1) \
+  || fail "the CLI inside the container: $out"
+grep -q "echo:7000" <<<"$out" || fail "the CLI inside the container did not list proxy echo: $out"
+pass "docker exec ... /toxiproxy-cli list (the CLI in the image) lists the preloaded proxies"
+
 out=$(curl -fsS -m 10 "http://127.0.0.1:$http_port/") || fail "HTTP through proxy 'http': $out"
 [ "$out" = "hello from the faultline example upstream" ] || fail "unexpected HTTP body: $out"
 pass "host -> faultline -> echo container over HTTP: '$out'"
