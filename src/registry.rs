@@ -501,15 +501,18 @@ impl Registry {
             .map_err(Error::Invalid)?;
         let spec = (toxic.kind.build)(&attributes).map_err(Error::Invalid)?;
         let toxicity = validate_toxicity(change.toxicity.unwrap_or(toxic.toxicity))?;
+        // Only what the request sets is validated: a toxic about to expire may still be
+        // updated.
+        validate_timing(change.duration.flatten(), change.schedule.flatten())?;
         let schedule = change.schedule.unwrap_or(toxic.schedule);
         let timing_changed = change.duration.is_some() || change.schedule.is_some();
         let duration = match change.duration {
             Some(duration) => duration,
-            None => toxic
-                .expires_at
-                .map(|at| at.saturating_duration_since(Instant::now())),
+            None => toxic.expires_at.map(|at| {
+                at.saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1))
+            }),
         };
-        validate_timing(duration, schedule)?;
         let revision = self.next_revision();
 
         let toxic = &mut proxy.toxics[index];

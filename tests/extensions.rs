@@ -261,3 +261,44 @@ async fn target_fraction_is_deterministic_under_seed() {
     assert!((2..=14).contains(&hit), "{first:?}");
     assert_eq!(pattern().await, first);
 }
+
+/// Updating a timed toxic's attributes keeps its deadline; `"duration_ms": null` lifts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_toxic_update_keeps_or_lifts_deadline() {
+    let h = Harness::start().await;
+    h.proxy("p", echo_server().await).await;
+    h.toxic(
+        "p",
+        json!({"name": "t", "type": "latency", "duration_ms": 5000, "attributes": {"latency": 1}}),
+    )
+    .await;
+    let r = h
+        .post("/proxies/p/toxics/t", json!({"attributes": {"latency": 2}}))
+        .await
+        .json();
+    let left = r["remaining_ms"].as_u64().expect("still timed");
+    assert!(left <= 5000 && left > 2000, "{left}");
+    assert_eq!(r["attributes"]["latency"], json!(2));
+    let r = h
+        .post("/proxies/p/toxics/t", json!({"duration_ms": null}))
+        .await
+        .json();
+    assert!(r.get("remaining_ms").is_none(), "{r}");
+    let r = h
+        .post(
+            "/proxies/p/toxics/t",
+            json!({"schedule": {"on_ms": 1000, "off_ms": 1000}}),
+        )
+        .await
+        .json();
+    assert_eq!(r["schedule"], json!({"on_ms": 1000, "off_ms": 1000}));
+    assert_eq!(r["active"], json!(true));
+    let r = h
+        .post("/proxies/p/toxics/t", json!({"schedule": null}))
+        .await
+        .json();
+    assert!(
+        r.get("schedule").is_none() && r.get("active").is_none(),
+        "{r}"
+    );
+}
