@@ -336,19 +336,37 @@ impl Registry {
                     Ok(false) => {}
                     Err(e) => return (done, Some(e)),
                 }
-                if let Some(mut old) = proxies.remove(&new.name) {
-                    stop(&mut old).await;
-                    self.emit_proxy("proxy_deleted", &old.view());
-                }
+            }
+            // The proxy being replaced stops first (its replacement may want its port), and
+            // comes back as it was if the replacement cannot start: a failed populate never
+            // loses a proxy.
+            let mut replaced = proxies.remove(&new.name);
+            let was_running = replaced.as_ref().is_some_and(|p| p.running.is_some());
+            if let Some(old) = replaced.as_mut() {
+                stop(old).await;
             }
             match self.new_proxy(new).await {
                 Ok(proxy) => {
+                    if let Some(old) = replaced {
+                        self.emit_proxy("proxy_deleted", &old.view());
+                    }
                     let view = proxy.view();
                     self.emit_proxy("proxy_created", &view);
                     done.push(view);
                     proxies.insert(proxy.name.clone(), proxy);
                 }
-                Err(e) => return (done, Some(e)),
+                Err(e) => {
+                    if let Some(mut old) = replaced {
+                        if was_running {
+                            if let Err(restart) = start(&mut old).await {
+                                tracing::warn!(name = %old.name, error = %restart,
+                                    "could not restart the proxy a failed populate replaced");
+                            }
+                        }
+                        proxies.insert(old.name.clone(), old);
+                    }
+                    return (done, Some(e));
+                }
             }
         }
         (done, None)

@@ -601,3 +601,27 @@ async fn metrics_endpoint() {
     })
     .await;
 }
+
+/// A populate whose replacement proxy cannot listen leaves the proxy it would have replaced
+/// in place, still serving.
+#[tokio::test]
+async fn failed_populate_keeps_the_replaced_proxy() {
+    let h = Harness::start().await;
+    let addr = h.proxy("a", echo_server().await).await;
+    h.toxic("a", json!({"type": "latency"})).await;
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap().to_string();
+    let r = h
+        .post(
+            "/populate",
+            json!([{"name": "a", "listen": taken, "upstream": "x:1"}]),
+        )
+        .await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    let a = h.get("/proxies/a").await.json();
+    assert_eq!(a["listen"], json!(addr.to_string()));
+    assert_eq!(a["enabled"], json!(true));
+    assert_eq!(a["toxics"].as_array().unwrap().len(), 1);
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    round_trip(&mut s, b"still here").await;
+}
