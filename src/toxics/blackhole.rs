@@ -2,8 +2,7 @@
 //! dialed), as behind a firewall that drops packets; clients hang until their own timeouts.
 //! Connections already open keep working.
 
-use super::{noop::Noop, Admission, Attributes, Toxic, ToxicSpec, ToxicType};
-use rand::rngs::SmallRng;
+use super::{noop::OnConnect, Admission, Attributes, ToxicSpec, ToxicType};
 use std::sync::Arc;
 
 pub static TYPE: ToxicType = ToxicType {
@@ -12,19 +11,6 @@ pub static TYPE: ToxicType = ToxicType {
     build,
 };
 
-#[derive(Debug)]
-struct Spec;
-
 fn build(_: &Attributes) -> Result<Arc<dyn ToxicSpec>, String> {
-    Ok(Arc::new(Spec))
-}
-
-impl ToxicSpec for Spec {
-    fn instantiate(&self, _: &mut SmallRng) -> Box<dyn Toxic> {
-        Box::new(Noop)
-    }
-
-    fn admission(&self) -> Admission {
-        Admission::Blackhole
-    }
+    Ok(Arc::new(OnConnect(Admission::Blackhole)))
 }

@@ -5,8 +5,7 @@
 //! Connections opened before the toxic was added do not count against the limit, and an
 //! update starts a fresh count.
 
-use super::{noop::Noop, Admission, AttrSpec, Attributes, Toxic, ToxicSpec, ToxicType};
-use rand::rngs::SmallRng;
+use super::{noop::OnConnect, Admission, AttrSpec, Attributes, ToxicSpec, ToxicType};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -19,29 +18,10 @@ pub static TYPE: ToxicType = ToxicType {
     build,
 };
 
-#[derive(Debug)]
-struct Spec {
-    pool: Arc<Semaphore>,
-    wait: bool,
-}
-
 fn build(a: &Attributes) -> Result<Arc<dyn ToxicSpec>, String> {
     let limit = (a.int("limit") as usize).min(Semaphore::MAX_PERMITS);
-    Ok(Arc::new(Spec {
+    Ok(Arc::new(OnConnect(Admission::Slot {
         pool: Arc::new(Semaphore::new(limit)),
         wait: a.text("mode") == "queue",
-    }))
-}
-
-impl ToxicSpec for Spec {
-    fn instantiate(&self, _: &mut SmallRng) -> Box<dyn Toxic> {
-        Box::new(Noop)
-    }
-
-    fn admission(&self) -> Admission {
-        Admission::Slot {
-            pool: self.pool.clone(),
-            wait: self.wait,
-        }
-    }
+    })))
 }

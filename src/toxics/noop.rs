@@ -1,6 +1,6 @@
 //! `noop`: passes everything through unchanged (Toxiproxy registers it; useful in tests).
 
-use super::{Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType};
+use super::{Admission, Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType};
 use rand::rngs::SmallRng;
 use std::sync::Arc;
 
@@ -23,12 +23,27 @@ impl ToxicSpec for Spec {
     }
 }
 
-/// Lets everything through; also the data side of toxics that act only on connect.
-pub(crate) struct Noop;
+/// Lets everything through.
+struct Noop;
 
 impl Toxic for Noop {
     fn on_piece(&mut self, piece: Piece, out: &mut Vec<Piece>) -> Option<Cut> {
         out.push(piece);
         None
+    }
+}
+
+/// The spec of a toxic that acts only when a connection opens (`slow_open`, `refuse`,
+/// `blackhole`, `limit_connections`); its data side lets everything through.
+#[derive(Debug)]
+pub(crate) struct OnConnect(pub Admission);
+
+impl ToxicSpec for OnConnect {
+    fn instantiate(&self, _: &mut SmallRng) -> Box<dyn Toxic> {
+        Box::new(Noop)
+    }
+
+    fn admission(&self) -> Admission {
+        self.0.clone()
     }
 }

@@ -2,8 +2,7 @@
 //! away"), while connections already open keep working. Compare `enabled: false`, which also
 //! closes live connections ("the service died").
 
-use super::{noop::Noop, Admission, Attributes, Toxic, ToxicSpec, ToxicType};
-use rand::rngs::SmallRng;
+use super::{noop::OnConnect, Admission, Attributes, ToxicSpec, ToxicType};
 use std::sync::Arc;
 
 pub static TYPE: ToxicType = ToxicType {
@@ -12,19 +11,6 @@ pub static TYPE: ToxicType = ToxicType {
     build,
 };
 
-#[derive(Debug)]
-struct Spec;
-
 fn build(_: &Attributes) -> Result<Arc<dyn ToxicSpec>, String> {
-    Ok(Arc::new(Spec))
-}
-
-impl ToxicSpec for Spec {
-    fn instantiate(&self, _: &mut SmallRng) -> Box<dyn Toxic> {
-        Box::new(Noop)
-    }
-
-    fn admission(&self) -> Admission {
-        Admission::Refuse
-    }
+    Ok(Arc::new(OnConnect(Admission::Refuse)))
 }
