@@ -178,6 +178,7 @@ fn loopback_round_trip(c: &mut Criterion) {
             listen: "127.0.0.1:0".into(),
             upstream: echo.to_string(),
             enabled: true,
+            ..NewProxy::default()
         }))
         .expect("create proxy");
 

@@ -60,25 +60,45 @@ pub struct EventData<'a> {
 }
 
 impl EventBus {
+    /// Whether anyone subscribes: callers on hot paths skip building events nobody reads.
+    pub fn is_watched(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+
     pub fn publish(&self, kind: &'static str, data: EventData<'_>) {
         if self.sender.receiver_count() == 0 {
             return;
         }
         let mut seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
         *seq += 1;
-        let event = Event {
-            seq: *seq,
-            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            kind,
-            proxy: data.proxy.map(str::to_string),
-            toxic: data.toxic.map(str::to_string),
-            client: data.client,
-            detail: data.detail,
-        };
-        let _ = self.sender.send(event);
+        let _ = self.sender.send(event(*seq, kind, data));
+    }
+
+    /// Publishes the event whether or not anyone listens, and returns it with its sequence
+    /// number and time, for callers that keep it (the experiments' recent history).
+    pub fn publish_numbered(&self, kind: &'static str, data: EventData<'_>) -> Event {
+        let mut seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        *seq += 1;
+        let event = event(*seq, kind, data);
+        if self.sender.receiver_count() > 0 {
+            let _ = self.sender.send(event.clone());
+        }
+        event
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.sender.subscribe()
+    }
+}
+
+fn event(seq: u64, kind: &'static str, data: EventData<'_>) -> Event {
+    Event {
+        seq,
+        time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        kind,
+        proxy: data.proxy.map(str::to_string),
+        toxic: data.toxic.map(str::to_string),
+        client: data.client,
+        detail: data.detail,
     }
 }

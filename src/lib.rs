@@ -7,9 +7,12 @@
 //! - [`registry`]: the one shared state, every proxy and its toxics, and every change to them;
 //! - [`proxy`]: the data plane (listener, connection, per-direction pipeline, live counters);
 //! - [`toxics`]: the faults, one file each, behind the small [`toxics::Toxic`] trait;
+//! - [`http`]: the HTTP/1.1 mode of a proxy (parsing, HTTP toxics' rules, the engine, TLS);
 //! - [`target`]: blast radius, which connections a toxic applies to;
 //! - [`events`]: the live event stream; [`config`]: the startup config file;
-//!   [`net`]: listen addresses in Toxiproxy's (Go's) syntax.
+//!   [`net`]: listen addresses in Toxiproxy's (Go's) syntax; [`hash`]: stable hashes for
+//!   seeding and sampling.
+//! - [`ui`]: the live web dashboard at `/ui`, compiled into the binary.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -28,9 +31,12 @@
 pub mod api;
 pub mod config;
 pub mod events;
+pub mod hash;
+pub mod http;
 pub mod net;
 pub mod proxy;
 pub mod registry;
 pub mod server;
 pub mod target;
 pub mod toxics;
+pub mod ui;

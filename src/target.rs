@@ -5,6 +5,7 @@
 //! fraction is decided once per connection from a number drawn when it was accepted (seeded by
 //! `--seed`), so a connection is in or out for its whole life, whatever updates happen.
 
+use crate::hash::{fnv1a_str, splitmix};
 use serde_json::{json, Value};
 use std::net::IpAddr;
 
@@ -52,7 +53,12 @@ impl Target {
                         .ok_or("target fraction must be a number between 0 and 1")?;
                     target.fraction = f;
                 }
-                _ => return Err(format!("unknown target field {key}")),
+                // The API checks keys first (api::fields::TARGET), honouring --lenient.
+                _ => {
+                    return Err(format!(
+                        "unknown field \"{key}\" in target; expected one of: cidrs, fraction"
+                    ))
+                }
             }
         }
         Ok(Some(target))
@@ -72,16 +78,9 @@ impl Target {
         if self.fraction >= 1.0 {
             return true;
         }
-        let mixed = splitmix(draw ^ super::proxy::fnv1a_str(name));
+        let mixed = splitmix(draw ^ fnv1a_str(name));
         ((mixed >> 11) as f64 / (1u64 << 53) as f64) < self.fraction
     }
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e3779b97f4a7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d049bb133111eb);
-    x ^ (x >> 31)
 }
 
 /// An IPv4 or IPv6 address block, like `10.1.0.0/16` (a bare address is a /32 or /128).

@@ -6,13 +6,19 @@ mod common;
 use common::*;
 use serde_json::json;
 
-/// `GET /version` answers exactly Toxiproxy's body, spacing and newline included.
+/// `GET /version` starts exactly as Toxiproxy's body does, then adds faultline's own version.
 #[tokio::test]
 async fn version_is_toxiproxy_shaped() {
     let h = Harness::start().await;
     let r = h.get("/version").await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.body, "{\"version\": \"2.12.0\"}\n");
+    assert_eq!(
+        r.body,
+        format!(
+            "{{\"version\": \"2.12.0\", \"faultline\": \"{}\"}}\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
     assert_eq!(r.content_type, "application/json;charset=utf-8");
 }
 
@@ -44,7 +50,7 @@ async fn create_get_and_list_proxy() {
     assert_eq!(
         created,
         json!({"name": "redis", "listen": listen, "upstream": "localhost:6379",
-               "enabled": true, "toxics": []})
+               "enabled": true, "toxics": [], "protocol": "tcp"})
     );
     assert_eq!(h.get("/proxies/redis").await.json(), created);
     assert_eq!(h.get("/proxies").await.json(), json!({"redis": created}));
@@ -191,20 +197,39 @@ async fn unknown_proxy_is_404_everywhere() {
     }
 }
 
-/// Unknown paths and trailing slashes get Go's plain-text 404; a wrong method is a 405.
+/// Unknown paths and trailing slashes are a 404 in the usual JSON error body, naming the path.
 #[tokio::test]
-async fn unknown_paths_and_methods() {
+async fn unknown_paths_are_json_404() {
     let h = Harness::start().await;
     for path in ["/nope", "/proxies/", "/toxics"] {
         let r = h.get(path).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.content_type, "application/json", "{path}");
         assert_eq!(
-            (r.status, r.body.as_str()),
-            (404, "404 page not found\n"),
-            "{path}"
+            r.json(),
+            json!({"error": format!("no such endpoint: {path}"), "status": 404})
         );
     }
-    assert_eq!(h.send("PUT", "/proxies", None).await.status, 405);
-    assert_eq!(h.send("POST", "/version", None).await.status, 405);
+}
+
+/// A known path with a wrong method is a 405 in the usual JSON error body.
+#[tokio::test]
+async fn wrong_methods_are_json_405() {
+    let h = Harness::start().await;
+    for (method, path) in [
+        ("PUT", "/proxies"),
+        ("POST", "/version"),
+        ("OPTIONS", "/reset"),
+    ] {
+        let r = h.send(method, path, None).await;
+        assert_eq!(
+            (r.status, r.json()),
+            (
+                405,
+                json!({"error": format!("method {method} not allowed on {path}"), "status": 405})
+            )
+        );
+    }
 }
 
 /// Browsers are refused (a web page must not drive a developer's proxy); other agents pass.
@@ -355,9 +380,10 @@ async fn populate_validates_before_creating() {
     assert_eq!(h.get("/proxies").await.json(), json!({}));
 }
 
-/// Populate stops at the first failure: earlier items stay, later ones are not processed.
+/// Populate fails as a whole at the first bad entry: nothing before it stays, nothing after
+/// it is processed (faultline is stricter than Toxiproxy, which kept the earlier items).
 #[tokio::test]
-async fn populate_stops_at_first_failure() {
+async fn populate_stops_at_first_failure_and_keeps_nothing() {
     let h = Harness::start().await;
     let r = h
         .post(
@@ -371,17 +397,12 @@ async fn populate_stops_at_first_failure() {
         .await;
     assert_eq!(r.status, 500);
     let body = r.json();
-    assert_eq!(body["proxies"].as_array().unwrap().len(), 1);
-    let names: Vec<String> = h
-        .get("/proxies")
-        .await
-        .json()
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
-    assert_eq!(names, ["one"]);
+    assert_eq!(
+        body["error"],
+        json!("listen tcp: address local373: missing port in address")
+    );
+    assert_eq!(body["proxies"], json!([]));
+    assert_eq!(h.get("/proxies").await.json(), json!({}));
 }
 
 /// Re-populating an unchanged proxy keeps it (and its toxics); a changed one is replaced.
@@ -623,5 +644,66 @@ async fn failed_populate_keeps_the_replaced_proxy() {
     assert_eq!(a["enabled"], json!(true));
     assert_eq!(a["toxics"].as_array().unwrap().len(), 1);
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    round_trip(&mut s, b"still here").await;
+}
+
+/// `/populate` is all or nothing: with one good entry and one whose port (70000) cannot
+/// exist, nothing is created and the error names the bad address.
+#[tokio::test]
+async fn populate_with_a_bad_port_changes_nothing() {
+    let h = Harness::start().await;
+    let upstream = echo_server().await.to_string();
+    let r = h
+        .post(
+            "/populate",
+            json!([
+                {"name": "good", "listen": "127.0.0.1:0", "upstream": upstream},
+                {"name": "bad", "listen": "127.0.0.1:70000", "upstream": upstream},
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    let body = r.json();
+    assert_eq!(
+        body["error"],
+        json!("listen tcp: address 127.0.0.1:70000: invalid port")
+    );
+    assert_eq!(body["proxies"], json!([]));
+    assert_eq!(h.get("/proxies").await.json(), json!({}));
+}
+
+/// When a later entry cannot bind its port, what the request already did is undone: the
+/// proxy it created is gone (its port free again) and the one it replaced is back, toxics
+/// and all, still serving.
+#[tokio::test]
+async fn populate_failing_to_bind_restores_every_proxy() {
+    let h = Harness::start().await;
+    let old_addr = h.proxy("kept", echo_server().await).await;
+    h.toxic("kept", json!({"name": "slow", "type": "latency"}))
+        .await;
+    let before = h.get("/proxies").await.json();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fresh = free.local_addr().unwrap().to_string();
+    drop(free);
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap().to_string();
+    let r = h
+        .post(
+            "/populate",
+            json!([
+                {"name": "new", "listen": fresh, "upstream": "127.0.0.1:1"},
+                {"name": "kept", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:2"},
+                {"name": "late", "listen": taken, "upstream": "127.0.0.1:3"},
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(
+        r.json()["error"],
+        json!(format!("listen tcp {taken}: bind: address already in use"))
+    );
+    assert_eq!(h.get("/proxies").await.json(), before);
+    std::net::TcpListener::bind(&fresh).expect("the created proxy's port is free again");
+    let mut s = tokio::net::TcpStream::connect(old_addr).await.unwrap();
     round_trip(&mut s, b"still here").await;
 }

@@ -91,17 +91,26 @@ async fn wrong_types_are_400() {
     assert_eq!(h.get("/proxies").await.json(), state);
 }
 
-/// An unknown or missing toxic type is 400 "invalid toxic type".
+/// An unknown or missing toxic type is a 400 that starts with Toxiproxy's "invalid toxic
+/// type", names what was received and lists every valid type.
 #[tokio::test]
 async fn unknown_toxic_type_is_400() {
     let (h, state) = setup().await;
-    for body in [json!({"type": "gremlin"}), json!({}), json!({"type": ""})] {
+    let valid: Vec<&str> = faultline::toxics::TYPES.iter().map(|t| t.name).collect();
+    let valid = valid.join(", ");
+    for (body, received) in [
+        (json!({"type": "gremlin"}), "\"gremlin\""),
+        (json!({}), "(none given)"),
+        (json!({"type": ""}), "(none given)"),
+    ] {
         let r = h.post("/proxies/p/toxics", body).await;
+        let message = format!("invalid toxic type {received}; expected one of: {valid}");
         assert_eq!(
             (r.status, r.json()),
-            (400, json!({"error": "invalid toxic type", "status": 400}))
+            (400, json!({"error": message, "status": 400}))
         );
     }
+    assert!(valid.contains("latency, bandwidth"), "{valid}");
     assert_eq!(h.get("/proxies").await.json(), state);
 }
 
@@ -200,4 +209,49 @@ async fn odd_requests_never_take_the_server_down() {
     now["p"]["listen"] = state["p"]["listen"].clone();
     assert_eq!(now, state);
     assert_eq!(h.get("/version").await.status, 200);
+}
+
+/// A wrong JSON type is refused with a message naming the field, the object and the type
+/// expected, in faultline's words rather than Go's.
+#[tokio::test]
+async fn wrong_type_names_the_field() {
+    let (h, state) = setup().await;
+    let cases = [
+        (
+            "/proxies",
+            json!({"name": 1, "upstream": "x:1"}),
+            "bad request body: field \"name\" of proxy must be a string, got a number",
+        ),
+        (
+            "/proxies/p",
+            json!({"enabled": "yes"}),
+            "bad request body: field \"enabled\" of proxy must be true or false, got a string",
+        ),
+        (
+            "/proxies/p/toxics",
+            json!({"type": "latency", "toxicity": "high"}),
+            "bad request body: field \"toxicity\" of toxic must be a number, got a string",
+        ),
+        (
+            "/proxies/p/toxics",
+            json!({"type": "latency", "attributes": {"latency": "slow"}}),
+            "bad request body: attribute latency of latency toxic must be an integer, got a string",
+        ),
+        (
+            "/populate",
+            json!({"name": "not a list"}),
+            "bad request body: populate expects a JSON array of proxies, got an object",
+        ),
+        (
+            "/proxies",
+            json!(["not", "an", "object"]),
+            "bad request body: a proxy must be a JSON object, got an array",
+        ),
+    ];
+    for (path, body, message) in cases {
+        let r = h.post(path, body).await;
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.json()["error"], json!(message), "{path}");
+    }
+    assert_eq!(h.get("/proxies").await.json(), state);
 }

@@ -91,19 +91,19 @@ async fn upstream_reset_reaches_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_reset_reaches_upstream() {
     let h = Harness::start().await;
-    let (sink, mut received) = sink_server().await;
-    let addr = h.proxy("p", sink).await;
+    let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = h.proxy("p", upstream.local_addr().unwrap()).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
+    let (mut server, _) = upstream.accept().await.unwrap();
     s.write_all(b"abc").await.unwrap();
-    tokio::time::sleep(ms(50)).await;
+    let mut got = [0u8; 3];
+    server.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"abc");
     SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
     drop(s);
-    let got = tokio::time::timeout(Duration::from_secs(5), received.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(got.data, b"abc");
-    assert_eq!(got.error, Some(ErrorKind::ConnectionReset));
+    let (rest, end) = read_all(&mut server, Duration::from_secs(5)).await;
+    assert!(rest.is_empty(), "{rest:?}");
+    assert_eq!(end.unwrap_err().kind(), ErrorKind::ConnectionReset);
 }
 
 /// Disabling a proxy closes its live connections; enabling lets new clients in again.
@@ -215,11 +215,24 @@ async fn removing_latency_releases_held_data() {
     .await;
     let start = Instant::now();
     s.write_all(b"held").await.unwrap();
-    tokio::time::sleep(ms(100)).await;
-    h.delete("/proxies/p/toxics/latency_downstream").await;
+    eventually("the echo is read by the proxy and held", || async {
+        let stats = h.get("/proxies/p/stats").await.json();
+        stats["downstream"]["received_bytes"] == json!(4)
+    })
+    .await;
     let mut buf = [0u8; 4];
-    s.read_exact(&mut buf).await.unwrap();
-    assert_between(start.elapsed(), ms(100), ms(1500));
+    assert_eq!(
+        s.try_read(&mut buf).unwrap_err().kind(),
+        ErrorKind::WouldBlock,
+        "nothing has passed the latency yet"
+    );
+    h.delete("/proxies/p/toxics/latency_downstream").await;
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
+        .await
+        .expect("released on removal")
+        .unwrap();
+    assert_eq!(&buf, b"held");
+    assert!(start.elapsed() < ms(1500), "held for {:?}", start.elapsed());
 }
 
 /// Raising limit_data on a live connection lets more bytes through: the count is kept.
@@ -260,17 +273,10 @@ async fn connections_are_tracked() {
     })
     .await;
     drop((a, b));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let stats = h.get("/proxies/p/stats").await.json();
-        if stats["connections_active"] == json!(0) {
-            assert_eq!(stats["connections_total"], json!(2));
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "connections never closed: {stats}"
-        );
-        tokio::time::sleep(ms(20)).await;
-    }
+    eventually("both connections closed", || async {
+        h.get("/proxies/p/stats").await.json()["connections_active"] == json!(0)
+    })
+    .await;
+    let stats = h.get("/proxies/p/stats").await.json();
+    assert_eq!(stats["connections_total"], json!(2), "{stats}");
 }

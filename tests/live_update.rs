@@ -63,6 +63,7 @@ async fn streaming_survives_toxic_churn() {
                                         "attributes": {"probability": 0.001, "rto": 5}}),
                     )
                     .await;
+                    // Let the full chain act on the stream for a moment before changing it.
                     tokio::time::sleep(Duration::from_millis(5)).await;
                     let r = h
                         .post(

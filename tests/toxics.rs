@@ -8,7 +8,7 @@ use serde_json::json;
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 /// A server, an echo upstream, and a proxy "p" in front of it.
 async fn echo_setup() -> (Harness, TcpStream) {
@@ -50,10 +50,13 @@ async fn latency_upstream_and_both_streams_add_up() {
     assert_between(round_trip(&mut s, b"b").await, ms(200), ms(700));
 }
 
-/// Jitter spreads delays within latency ± jitter.
+/// Jitter spreads delays within latency ± jitter: some replies come back sooner than the
+/// latency alone allows (a busy machine only ever adds time, so this cannot happen by chance).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_jitter_stays_in_range() {
-    let (h, mut s) = echo_setup().await;
+    let h = Harness::with_options(Options { seed: Some(11) }).await;
+    let addr = h.proxy("p", echo_server().await).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
     h.toxic(
         "p",
         json!({"type": "latency", "attributes": {"latency": 100, "jitter": 50}}),
@@ -65,7 +68,9 @@ async fn latency_jitter_stays_in_range() {
         assert_between(t, ms(50), ms(500));
         samples.push(t);
     }
-    assert!(samples.iter().any(|t| *t != samples[0]));
+    // Each draw is under 95 ms with probability 0.45, so all eight miss one time in 120;
+    // the seed makes the draws the same on every run.
+    assert!(samples.iter().any(|t| *t < ms(95)), "{samples:?}");
 }
 
 /// A delay never serializes the stream: 20 writes 10 ms apart through 200 ms of latency all
@@ -83,6 +88,7 @@ async fn latency_does_not_serialize_the_stream() {
     let writer = tokio::spawn(async move {
         for i in 0..20u8 {
             w.write_all(&[i; 100]).await.unwrap();
+            // The spacing is the scenario: separate writes, each delayed on its own.
             tokio::time::sleep(ms(10)).await;
         }
         w
@@ -241,6 +247,31 @@ async fn timeout_upstream_swallows_then_closes() {
     assert!(got.data.is_empty());
 }
 
+/// A timeout toxic does not hold a connection after the upstream closes it: the client sees
+/// the close at once, long before the toxic's own 5 s would have passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_closes_at_once_when_the_upstream_closes() {
+    let h = Harness::start().await;
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = h.proxy("p", upstream.local_addr().unwrap()).await;
+    h.toxic(
+        "p",
+        json!({"type": "timeout", "attributes": {"timeout": 5000}}),
+    )
+    .await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let (accepted, _) = upstream.accept().await.unwrap();
+    let start = Instant::now();
+    drop(accepted);
+    let (data, _) = read_all(&mut s, Duration::from_secs(10)).await;
+    assert!(data.is_empty());
+    assert!(
+        start.elapsed() < ms(2500),
+        "closed after {:?}, as if waiting for the timeout",
+        start.elapsed()
+    );
+}
+
 /// Timeout 0 swallows forever without closing; removing the toxic closes the connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_zero_hangs_until_removed() {
@@ -388,25 +419,33 @@ async fn limit_data_downstream_cuts() {
     assert_eq!(data, payload[..100]);
 }
 
-/// Upstream limit_data: the server receives exactly `bytes` bytes, then the connection closes.
+/// Upstream limit_data: the server receives exactly `bytes` bytes (the limit falls inside the
+/// second write), then end-of-stream; the client reads end-of-stream too. Both are a close
+/// (FIN), not a reset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_data_upstream_cuts() {
     let h = Harness::start().await;
-    let (sink, mut received) = sink_server().await;
-    let addr = h.proxy("p", sink).await;
+    let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = h.proxy("p", upstream.local_addr().unwrap()).await;
     h.toxic(
         "p",
         json!({"type": "limit_data", "stream": "upstream", "attributes": {"bytes": 5}}),
     )
     .await;
     let mut s = TcpStream::connect(addr).await.unwrap();
+    let (mut server, _) = upstream.accept().await.unwrap();
     s.write_all(b"abc").await.unwrap();
-    tokio::time::sleep(ms(50)).await;
-    let _ = s.write_all(b"defgh").await;
-    let got = received.recv().await.unwrap();
-    assert_eq!(got.data, b"abcde");
-    let (_, end) = read_all(&mut s, Duration::from_secs(5)).await;
-    let _ = end;
+    let mut first = [0u8; 3];
+    server.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"abc");
+    // The first write has gone through, so the limit is crossed inside this one.
+    s.write_all(b"defgh").await.unwrap();
+    let (rest, server_end) = read_all(&mut server, Duration::from_secs(5)).await;
+    assert_eq!(rest, b"de");
+    server_end.expect("the server reads end-of-stream, not a reset");
+    let (back, client_end) = read_all(&mut s, Duration::from_secs(5)).await;
+    assert!(back.is_empty(), "{back:?}");
+    client_end.expect("the client reads end-of-stream, not a reset");
 }
 
 /// packet_loss delays data by retransmission timeouts but never loses or reorders it.
@@ -454,27 +493,76 @@ async fn drop_discards_chunks() {
     round_trip(&mut s, b"back").await;
 }
 
-/// corrupt with probability 1 changes every byte by one bit, in both streams.
+/// Upstream corrupt with probability 1: the server receives every byte with exactly one bit
+/// flipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupt_flips_bits() {
-    let (h, mut s) = echo_setup().await;
+async fn corrupt_upstream_flips_one_bit_per_byte() {
+    let h = Harness::with_options(Options { seed: Some(5) }).await;
+    let (sink, mut received) = sink_server().await;
+    let addr = h.proxy("p", sink).await;
     h.toxic(
         "p",
         json!({"type": "corrupt", "stream": "upstream", "attributes": {"probability": 1.0}}),
     )
     .await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(&[0u8; 32]).await.unwrap();
-    let mut buf = [0u8; 32];
-    s.read_exact(&mut buf).await.unwrap();
-    assert!(buf.iter().all(|b| b.count_ones() == 1), "{buf:?}");
+    s.shutdown().await.unwrap();
+    let got = received.recv().await.unwrap();
+    assert_eq!(got.data.len(), 32);
+    assert!(
+        got.data.iter().all(|b| b.count_ones() == 1),
+        "{:?}",
+        got.data
+    );
+}
+
+/// Downstream corrupt with probability 1: the client receives every byte of the server's
+/// reply with exactly one bit flipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_downstream_flips_one_bit_per_byte() {
+    let h = Harness::with_options(Options { seed: Some(5) }).await;
+    let addr = h.proxy("p", talker_server(vec![0u8; 32]).await).await;
     h.toxic(
         "p",
-        json!({"type": "corrupt", "stream": "downstream", "attributes": {"probability": 1.0}}),
+        json!({"type": "corrupt", "attributes": {"probability": 1.0}}),
     )
     .await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let (data, end) = read_all(&mut s, Duration::from_secs(5)).await;
+    assert!(end.is_ok());
+    assert_eq!(data.len(), 32);
+    assert!(data.iter().all(|b| b.count_ones() == 1), "{data:?}");
+}
+
+/// corrupt in both streams of an echo: each byte comes back flipped once on the way up and
+/// once on the way down, so it differs from what was sent by an even number of bits (zero
+/// only when both flips hit the same bit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_in_both_streams_flips_twice() {
+    let h = Harness::with_options(Options { seed: Some(5) }).await;
+    let addr = h.proxy("p", echo_server().await).await;
+    for stream in ["upstream", "downstream"] {
+        h.toxic(
+            "p",
+            json!({"type": "corrupt", "stream": stream, "attributes": {"probability": 1.0}}),
+        )
+        .await;
+    }
+    let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(&[0u8; 32]).await.unwrap();
-    s.read_exact(&mut buf).await.unwrap();
-    assert!(buf.iter().all(|b| b.count_ones() <= 2), "{buf:?}");
+    let mut buf = [0u8; 32];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
+        .await
+        .expect("echo arrives")
+        .unwrap();
+    assert!(buf.iter().all(|b| b.count_ones() % 2 == 0), "{buf:?}");
+    let twice = buf.iter().filter(|b| b.count_ones() == 2).count();
+    // Two independent flips hit the same bit one time in eight.
+    assert!(
+        twice >= 16,
+        "only {twice} of 32 bytes show two flips: {buf:?}"
+    );
 }
 
 /// noop passes data unchanged.

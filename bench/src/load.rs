@@ -34,6 +34,20 @@ pub struct Plan {
     /// Most connections opened by the connection-per-request row, so TIME_WAIT sockets
     /// never exhaust loopback's ephemeral ports.
     pub max_new_connections: u64,
+    /// Connections, and how long they push bulk data, for the peak-RSS rows.
+    pub pressure_connections: usize,
+    pub pressure_window: Duration,
+    /// The proxy process of the column being measured, whose CPU time a window also counts.
+    pub proxy_pid: Option<u32>,
+}
+
+/// What a throughput window measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    /// Units (bytes, requests, connections) per second.
+    pub per_sec: f64,
+    /// CPU time (user + system) the proxy process spent per unit, in seconds, when known.
+    pub cpu_per_unit: Option<f64>,
 }
 
 impl Plan {
@@ -50,6 +64,9 @@ impl Plan {
                 churn_connections: 50,
                 churn_window: Duration::from_millis(200),
                 max_new_connections: 2_000,
+                pressure_connections: 20,
+                pressure_window: Duration::from_millis(1500),
+                proxy_pid: None,
             }
         } else {
             Plan {
@@ -63,6 +80,9 @@ impl Plan {
                 churn_connections: 1_000,
                 churn_window: Duration::from_secs(4),
                 max_new_connections: 20_000,
+                pressure_connections: 200,
+                pressure_window: Duration::from_secs(4),
+                proxy_pid: None,
             }
         }
     }
@@ -77,21 +97,29 @@ async fn connect(addr: SocketAddr) -> Result<TcpStream> {
     Ok(stream)
 }
 
-/// Counts what `tasks` report into `counter` over a window that opens after the warm-up.
-/// Returns units per second. A task error ends the run with that error.
+/// Counts what `tasks` report into `counter` over a window that opens after the warm-up, and
+/// the proxy's CPU time over the same window. A task error ends the run with that error.
 async fn windowed_rate(
     plan: &Plan,
     window: Duration,
     counter: &AtomicU64,
     stop: &AtomicBool,
     mut tasks: JoinSet<Result<()>>,
-) -> Result<f64> {
+) -> Result<Rate> {
+    let cpu = || plan.proxy_pid.and_then(crate::sys::cpu_seconds);
     let measure = async {
         tokio::time::sleep(plan.warmup).await;
-        let (c0, t0) = (counter.load(Ordering::Relaxed), Instant::now());
+        let (c0, t0, cpu0) = (counter.load(Ordering::Relaxed), Instant::now(), cpu());
         tokio::time::sleep(window).await;
-        let (c1, t1) = (counter.load(Ordering::Relaxed), Instant::now());
-        (c1 - c0) as f64 / (t1 - t0).as_secs_f64()
+        let (c1, t1, cpu1) = (counter.load(Ordering::Relaxed), Instant::now(), cpu());
+        let units = (c1 - c0) as f64;
+        Rate {
+            per_sec: units / (t1 - t0).as_secs_f64(),
+            cpu_per_unit: cpu0
+                .zip(cpu1)
+                .filter(|_| units > 0.0)
+                .map(|(a, b)| (b - a) / units),
+        }
     };
     // A task that fails early ends the run at once, with its error.
     let failed = async {
@@ -113,14 +141,14 @@ async fn windowed_rate(
     Ok(rate)
 }
 
-/// Bulk upload: `streams` connections write as fast as they can; the sink counts what arrives.
-/// Returns bytes per second.
+/// Bulk upload: `streams` connections write as fast as they can; the sink counts what arrives
+/// (bytes).
 pub async fn bulk_upload(
     plan: &Plan,
     ups: &Upstreams,
     addr: SocketAddr,
     streams: usize,
-) -> Result<f64> {
+) -> Result<Rate> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = JoinSet::new();
     for _ in 0..streams {
@@ -138,8 +166,8 @@ pub async fn bulk_upload(
     windowed_rate(plan, plan.window, &ups.sunk, &stop, tasks).await
 }
 
-/// Bulk download over one connection, for `window`. Returns bytes per second.
-pub async fn bulk_download(plan: &Plan, addr: SocketAddr, window: Duration) -> Result<f64> {
+/// Bulk download over one connection, for `window` (bytes).
+pub async fn bulk_download(plan: &Plan, addr: SocketAddr, window: Duration) -> Result<Rate> {
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
@@ -162,14 +190,14 @@ pub async fn bulk_download(plan: &Plan, addr: SocketAddr, window: Duration) -> R
     windowed_rate(plan, window, &received, &stop, tasks).await
 }
 
-/// Redis-style GETs over `connections` connections, `depth` requests in flight on each.
-/// Returns requests per second.
+/// Redis-style GETs over `connections` connections, `depth` requests in flight on each
+/// (requests).
 pub async fn request_response(
     plan: &Plan,
     addr: SocketAddr,
     connections: usize,
     depth: usize,
-) -> Result<f64> {
+) -> Result<Rate> {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
@@ -232,9 +260,9 @@ async fn read_http_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<()> 
     }
 }
 
-/// HTTP/1.1 keep-alive GETs over `connections` connections, one request at a time on each.
-/// Returns requests per second.
-pub async fn http_keep_alive(plan: &Plan, addr: SocketAddr, connections: usize) -> Result<f64> {
+/// HTTP/1.1 keep-alive GETs over `connections` connections, one request at a time on each
+/// (requests).
+pub async fn http_keep_alive(plan: &Plan, addr: SocketAddr, connections: usize) -> Result<Rate> {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
@@ -254,8 +282,8 @@ pub async fn http_keep_alive(plan: &Plan, addr: SocketAddr, connections: usize) 
     windowed_rate(plan, plan.window, &done, &stop, tasks).await
 }
 
-/// `workers` loops of: connect, one GET, close. Returns connections (= requests) per second.
-pub async fn connection_per_request(plan: &Plan, addr: SocketAddr, workers: usize) -> Result<f64> {
+/// `workers` loops of: connect, one GET, close (connections, each one request).
+pub async fn connection_per_request(plan: &Plan, addr: SocketAddr, workers: usize) -> Result<Rate> {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let budget = Arc::new(AtomicU64::new(plan.max_new_connections));
@@ -308,15 +336,22 @@ pub async fn round_trips(addr: SocketAddr, count: usize) -> Result<Vec<Duration>
 }
 
 /// Round-trip times over `connections` connections, `each` round trips on each, concurrently.
+/// Connection `i` starts `i / connections` of `spread` after the first, so the connections are
+/// independent clients rather than one client in lockstep: in lockstep, every reply of a
+/// round is released in the same instant and the measuring client reads them one after
+/// another, which measures the client.
 pub async fn parallel_round_trips(
     addr: SocketAddr,
     connections: usize,
     each: usize,
+    spread: Duration,
 ) -> Result<Vec<Duration>> {
     let mut tasks = JoinSet::new();
-    for _ in 0..connections {
+    for i in 0..connections {
+        let start = spread.mul_f64(i as f64 / connections as f64);
         tasks.spawn(async move {
             let mut s = connect(addr).await?;
+            tokio::time::sleep(start).await;
             let msg = [0x62u8; 64];
             let mut buf = [0u8; 64];
             let mut times = Vec::with_capacity(each);
@@ -337,6 +372,64 @@ pub async fn parallel_round_trips(
     }
     all.sort();
     Ok(all)
+}
+
+/// What a bulk load did to a proxy's memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Pressure {
+    /// The highest RSS sampled during the load, over the RSS just before it, in KiB.
+    pub peak_kib: u64,
+    /// The load was stopped early because the proxy passed `cap_kib`.
+    pub capped: bool,
+}
+
+/// `plan.pressure_connections` connections upload as fast as they can through `addr` for
+/// `plan.pressure_window`, while the RSS of process `pid` is sampled every 20 ms. The load
+/// stops early if the proxy grows past `cap_kib` (the machine is shared).
+pub async fn bulk_upload_peak_rss(
+    plan: &Plan,
+    addr: SocketAddr,
+    pid: u32,
+    cap_kib: u64,
+) -> Result<Pressure> {
+    let base = crate::sys::rss_kib(pid).ok_or_else(|| anyhow!("no RSS for pid {pid}"))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = JoinSet::new();
+    for _ in 0..plan.pressure_connections {
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            let mut s = connect(addr).await?;
+            s.write_u8(upstreams::BULK_UPLOAD).await?;
+            let buf = vec![0x43u8; 64 * 1024];
+            while !stop.load(Ordering::Relaxed) {
+                s.write_all(&buf).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    let deadline = Instant::now() + plan.pressure_window;
+    let mut peak = base;
+    let mut capped = false;
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    while Instant::now() < deadline {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            Some(joined) = tasks.join_next() => { joined??; }
+        }
+        let rss = crate::sys::rss_kib(pid).ok_or_else(|| anyhow!("no RSS for pid {pid}"))?;
+        peak = peak.max(rss);
+        if rss.saturating_sub(base) > cap_kib {
+            capped = true;
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    Ok(Pressure {
+        peak_kib: peak.saturating_sub(base),
+        capped,
+    })
 }
 
 /// The `q`-quantile of sorted samples.

@@ -19,6 +19,8 @@ pub enum Goal {
     Zero,
     /// Reported for context; no target.
     Info,
+    /// Reported for context, as a ratio to the same server's value in another row.
+    InfoVsRow(&'static str),
 }
 
 impl Goal {
@@ -31,8 +33,20 @@ impl Goal {
             Goal::Within(lo, hi) => format!("{lo} to {hi}"),
             Goal::Zero => "0".into(),
             Goal::Info => "-".into(),
+            Goal::InfoVsRow(row) => format!("- (vs {row})"),
         }
     }
+}
+
+/// Which way is better on a row, for comparing two proxies on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    Higher,
+    Lower,
+    /// Lower, compared as what each adds over `direct` (round trips).
+    LowerAdded,
+    /// Not compared.
+    Neither,
 }
 
 /// One measured value: a number, nothing (not applicable), or the error that stopped it.
@@ -58,6 +72,7 @@ pub struct Row {
     pub title: &'static str,
     pub unit: &'static str,
     pub goal: Goal,
+    pub better: Better,
     /// One per column: `direct` first, then each server.
     pub cells: Vec<Cell>,
 }
@@ -143,6 +158,18 @@ pub fn judge(rows: &[Row], row: &Row, column: usize) -> Verdict {
             pass: Some(v == 0.0),
             ..none
         },
+        Goal::InfoVsRow(other) => match rows
+            .iter()
+            .find(|r| r.id == other)
+            .and_then(|r| r.cells[column].value())
+        {
+            Some(b) if b > 0.0 => Verdict {
+                relative: Some(format!("{:.2}x", v / b)),
+                ratio: Some(v / b),
+                pass: None,
+            },
+            _ => none,
+        },
         Goal::Info => match direct {
             Some(d) if d > 0.0 => Verdict {
                 relative: Some(format!("{:.2}x", v / d)),
@@ -174,14 +201,59 @@ fn cell_text(rows: &[Row], row: &Row, column: usize) -> String {
     }
 }
 
-/// The table, as Markdown (readable as plain text too).
-pub fn table(rows: &[Row], columns: &[String]) -> String {
+/// The median of one cell's rounds: a value if every round measured one, else the first error,
+/// else not applicable.
+pub fn median(rounds: &[Cell]) -> Cell {
+    if let Some(failed) = rounds.iter().find(|c| matches!(c, Cell::Failed(_))) {
+        return failed.clone();
+    }
+    let mut values: Vec<f64> = rounds.iter().filter_map(Cell::value).collect();
+    if values.is_empty() || values.len() < rounds.len() {
+        return Cell::NotApplicable;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Cell::Value(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    })
+}
+
+/// How column `subject` compares with column `reference` on a row: (ratio or difference as
+/// printed, whether `subject` is at least as good).
+pub fn compare(row: &Row, reference: usize, subject: usize) -> Option<(String, f64, bool)> {
+    let r = row.cells[reference].value()?;
+    let s = row.cells[subject].value()?;
+    match row.better {
+        Better::Neither => None,
+        Better::Higher if r > 0.0 => Some((format!("{:.2}x", s / r), s / r, s >= r)),
+        Better::Lower if r > 0.0 => Some((format!("{:.2}x", s / r), s / r, s <= r)),
+        Better::LowerAdded => {
+            let d = row.cells[0].value()?;
+            let (ra, sa) = (r - d, s - d);
+            Some((
+                format!("+{} vs +{}", fmt_value(sa), fmt_value(ra)),
+                sa - ra,
+                sa <= ra,
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The table, as Markdown (readable as plain text too). With `versus` = (reference, subject)
+/// columns, a last column compares the two.
+pub fn table(rows: &[Row], columns: &[String], versus: Option<(usize, usize)>) -> String {
     let mut header = vec![
         "workload".to_string(),
         "unit".to_string(),
         "target".to_string(),
     ];
     header.extend(columns.iter().cloned());
+    if let Some((r, s)) = versus {
+        header.push(format!("{} vs {}", columns[s], columns[r]));
+    }
     let mut lines = vec![header];
     for row in rows {
         let mut line = vec![
@@ -190,6 +262,13 @@ pub fn table(rows: &[Row], columns: &[String]) -> String {
             row.goal.describe(),
         ];
         line.extend((0..columns.len()).map(|c| cell_text(rows, row, c)));
+        if let Some((r, s)) = versus {
+            line.push(match compare(row, r, s) {
+                Some((text, _, true)) => format!("{text} even or ahead"),
+                Some((text, _, false)) => format!("{text} behind"),
+                None => "-".into(),
+            });
+        }
         lines.push(line);
     }
     let widths: Vec<usize> = (0..lines[0].len())
@@ -239,26 +318,43 @@ pub fn table(rows: &[Row], columns: &[String]) -> String {
     text
 }
 
-pub fn json_rows(rows: &[Row], columns: &[String]) -> Value {
+/// Every row as JSON: each column's median (with its verdict) and every round's value.
+pub fn json_rows(
+    rows: &[Row],
+    columns: &[String],
+    rounds: &[Vec<Vec<Cell>>],
+    versus: Option<(usize, usize)>,
+) -> Value {
     Value::Array(
         rows.iter()
-            .map(|row| {
+            .zip(rounds)
+            .map(|(row, row_rounds)| {
                 let results: serde_json::Map<String, Value> = columns
                     .iter()
                     .enumerate()
                     .map(|(c, name)| {
                         let verdict = judge(rows, row, c);
+                        let each: Vec<Value> = row_rounds[c]
+                            .iter()
+                            .map(|cell| cell.value().map_or(Value::Null, |v| json!(v)))
+                            .collect();
                         let value = match &row.cells[c] {
                             Cell::Value(v) => json!({"value": v, "ratio": verdict.ratio,
-                                "relative": verdict.relative, "pass": verdict.pass}),
+                                "relative": verdict.relative, "pass": verdict.pass,
+                                "rounds": each}),
                             Cell::NotApplicable => Value::Null,
                             Cell::Failed(e) => json!({"error": e}),
                         };
                         (name.clone(), value)
                     })
                     .collect();
+                let versus = versus.and_then(|(r, s)| {
+                    let (text, number, ok) = compare(row, r, s)?;
+                    Some(json!({"reference": columns[r], "subject": columns[s],
+                        "relative": text, "number": number, "even_or_ahead": ok}))
+                });
                 json!({"id": row.id, "workload": row.title, "unit": row.unit,
-                    "target": row.goal.describe(), "results": results})
+                    "target": row.goal.describe(), "results": results, "versus": versus})
             })
             .collect(),
     )

@@ -1,13 +1,13 @@
-//! The proxies under test, all driven through the Toxiproxy v2 HTTP API: faultline (the
-//! library, embedded in a child process of this benchmark) and any server given with
-//! `--server NAME=URL`.
+//! The proxies under test that speak the Toxiproxy v2 HTTP API: faultline (its release
+//! binary, started by this benchmark) and any server given with `--server NAME=URL`.
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Names of the proxies this benchmark creates (and deletes) on every server.
 pub const PROXY_PREFIX: &str = "flbench_";
@@ -17,26 +17,17 @@ pub const PROXY_PREFIX: &str = "flbench_";
 pub struct Server {
     pub name: String,
     pub api: String,
-    /// The server's process, for RSS; found from the API port when not our own child.
+    /// The server's process, for RSS and CPU; found from the API port when not our own child.
     pub pid: Option<u32>,
-    /// Our own faultline child, stopped when this is dropped.
-    child: Option<(Child, ChildStdin)>,
+    /// Our own faultline process, stopped when this is dropped.
+    child: Option<Child>,
     http: reqwest::Client,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some((mut child, stdin)) = self.child.take() {
-            // Closing its stdin tells the child to stop; it is killed if it does not.
-            drop(stdin);
-            for _ in 0..50 {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            crate::sys::stop_child(child);
         }
     }
 }
@@ -49,33 +40,46 @@ fn client() -> Result<reqwest::Client> {
 }
 
 impl Server {
-    /// Starts faultline in a child process (this executable, `--serve-faultline`), so its RSS
-    /// is its own and it has its own runtime, as the `faultline` binary would.
-    pub fn spawn_faultline() -> Result<Server> {
-        let exe = std::env::current_exe().context("locating the benchmark executable")?;
-        let mut child = Command::new(exe)
-            .arg("--serve-faultline")
-            .stdin(Stdio::piped())
+    /// Starts the `faultline` binary at `exe` with its API on a free port, and waits until
+    /// the API answers. Its log lines go to our stderr (warnings and errors only). `workers`
+    /// sets its runtime's worker threads (tokio's `TOKIO_WORKER_THREADS`).
+    pub async fn spawn_faultline(exe: &Path, workers: Option<usize>) -> Result<Server> {
+        let port = crate::sys::free_port()?;
+        let mut command = Command::new(exe);
+        if let Some(n) = workers {
+            command.env("TOKIO_WORKER_THREADS", n.to_string());
+        }
+        let mut child = command
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .context("starting the faultline child process")?;
-        let stdin = child.stdin.take().ok_or_else(|| anyhow!("child stdin"))?;
+            .with_context(|| format!("starting {}", exe.display()))?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("child stdout"))?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let api = line.trim().to_string();
-        if !api.starts_with("http://") {
-            let _ = child.kill();
-            bail!("faultline child did not report its API address (got {line:?})");
-        }
-        Ok(Server {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("  faultline: {line}");
+            }
+        });
+        let server = Server {
             name: "faultline".into(),
-            api,
+            api: format!("http://127.0.0.1:{port}"),
             pid: Some(child.id()),
-            child: Some((child, stdin)),
+            child: Some(child),
             http: client()?,
-        })
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match server.version().await {
+                Ok(_) => return Ok(server),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e.context(format!("{} did not answer within 15 s", exe.display())))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
     }
 
     /// A server someone else runs (`--server NAME=http://host:port`).
@@ -132,6 +136,16 @@ impl Server {
 
     /// Creates `flbench_<name>` in front of `upstream` on a free port; returns where it listens.
     pub async fn create_proxy(&self, name: &str, upstream: SocketAddr) -> Result<SocketAddr> {
+        self.create_proxy_with(name, upstream, json!({})).await
+    }
+
+    /// [`create_proxy`](Server::create_proxy), with more proxy fields (`{"protocol": "http"}`).
+    pub async fn create_proxy_with(
+        &self,
+        name: &str,
+        upstream: SocketAddr,
+        fields: Value,
+    ) -> Result<SocketAddr> {
         let name = format!("{PROXY_PREFIX}{name}");
         // A leftover from an interrupted run would keep its name: replace it.
         let _ = self
@@ -139,8 +153,11 @@ impl Server {
             .delete(format!("{}/proxies/{name}", self.api))
             .send()
             .await;
-        let body = json!({"name": name, "listen": "127.0.0.1:0",
+        let mut body = json!({"name": name, "listen": "127.0.0.1:0",
             "upstream": upstream.to_string(), "enabled": true});
+        if let (Some(body), Some(fields)) = (body.as_object_mut(), fields.as_object()) {
+            body.extend(fields.clone());
+        }
         let created = self
             .send(
                 self.http.post(format!("{}/proxies", self.api)).json(&body),
@@ -186,24 +203,50 @@ impl Server {
     }
 }
 
-/// The child side of [`Server::spawn_faultline`]: runs faultline's API (default options, a
-/// multi-threaded runtime with one worker per core, as the binary's `#[tokio::main]`), prints its
-/// URL, and stops when its stdin closes (the benchmark ended, however it ended).
-pub fn serve_faultline_child() -> Result<()> {
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let registry = faultline::registry::Registry::new(faultline::registry::Options::default());
-        let handle = faultline::server::ServerHandle::start_local(registry).await?;
-        println!("{}", handle.url());
-        // Waits for the parent to close our stdin (or to die).
-        tokio::task::spawn_blocking(|| {
-            let mut sink = String::new();
-            while std::io::stdin().read_line(&mut sink).unwrap_or(0) > 0 {
-                sink.clear();
-            }
-        })
-        .await?;
-        handle.stop().await?;
+impl Server {
+    /// Enables or disables proxy `flbench_<proxy>` (disabling closes its connections).
+    pub async fn set_enabled(&self, proxy: &str, enabled: bool) -> Result<()> {
+        let url = format!("{}/proxies/{PROXY_PREFIX}{proxy}", self.api);
+        let body = json!({ "enabled": enabled });
+        self.send(self.http.post(url).json(&body), "POST /proxies/{name}")
+            .await?;
         Ok(())
-    })
+    }
+
+    /// `GET /proxies`.
+    pub async fn list_proxies(&self) -> Result<Value> {
+        self.send(
+            self.http.get(format!("{}/proxies", self.api)),
+            "GET /proxies",
+        )
+        .await
+    }
+
+    /// The `/metrics` page, as text.
+    pub async fn metrics(&self) -> Result<String> {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.api))
+            .send()
+            .await
+            .context("GET /metrics")?;
+        Ok(response.error_for_status()?.text().await?)
+    }
+}
+
+/// The sum of every sample of the series `name` on a Prometheus text page, if there is one.
+pub fn metric_sum(page: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for line in page.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
+        }
+        if let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
 }

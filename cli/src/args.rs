@@ -48,6 +48,15 @@ pub enum Command {
         /// Address of the real service.
         #[arg(short, long)]
         upstream: String,
+        /// faultline: what the proxy speaks; `http` lets the http_* toxics act on requests.
+        #[arg(long, value_name = "tcp|http", value_parser = protocol, default_value = "tcp")]
+        protocol: faultline_client::Protocol,
+        /// faultline: speak TLS to the upstream (implies --protocol http).
+        #[arg(long)]
+        upstream_tls: bool,
+        /// faultline: the TLS server name to present and verify (default: the upstream's host).
+        #[arg(long, value_name = "NAME", requires = "upstream_tls")]
+        upstream_sni: Option<String>,
         /// The new proxy's name.
         proxy: String,
     },
@@ -90,14 +99,13 @@ pub enum ToxicCommand {
             value_name = "NAME"
         )]
         name: Option<String>,
-        /// The toxic's type: latency, bandwidth, slow_close, timeout, reset_peer, slicer,
-        /// limit_data, packet_loss, drop, corrupt, noop, ...
+        /// The toxic's type (the types and their attributes are listed below).
         #[arg(short = 't', long = "type", value_name = "TYPE")]
         kind: String,
         /// Probability, 0 to 1, that the toxic applies to a connection (default 1).
         #[arg(long = "tox", visible_alias = "toxicity", value_name = "0..1", value_parser = toxicity)]
         toxicity: Option<f32>,
-        /// An attribute, as key=value (repeatable), e.g. -a latency=1000 -a jitter=100.
+        /// An attribute, as key=value (repeatable), e.g. -a latency=1000 -a jitter=100ms.
         #[arg(short = 'a', long = "attribute", value_name = "KEY=VALUE", value_parser = attribute)]
         attributes: Vec<Attribute>,
         /// Act on data from the client to the upstream service.
@@ -139,7 +147,7 @@ pub enum ToxicCommand {
         /// New probability, 0 to 1, that the toxic applies to a connection.
         #[arg(long = "tox", visible_alias = "toxicity", value_name = "0..1", value_parser = toxicity)]
         toxicity: Option<f32>,
-        /// An attribute to change, as key=value (repeatable).
+        /// An attribute to change, as key=value (repeatable); durations as 1000 or 1s.
         #[arg(short = 'a', long = "attribute", value_name = "KEY=VALUE", value_parser = attribute)]
         attributes: Vec<Attribute>,
         /// The proxy's name.
@@ -163,11 +171,14 @@ pub enum ToxicCommand {
 }
 
 /// One `-a key=value`. Numbers become JSON numbers, `true`/`false` booleans, anything else a
-/// string (e.g. `distribution=normal`).
+/// string (e.g. `distribution=normal`, or `1s`, which [`crate::attributes`] turns into the
+/// attribute's unit once the toxic's type is known).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attribute {
     pub key: String,
     pub value: Value,
+    /// `key=value` as typed, for error messages.
+    pub text: String,
 }
 
 fn attribute(text: &str) -> Result<Attribute, String> {
@@ -184,7 +195,11 @@ fn attribute(text: &str) -> Result<Attribute, String> {
     if raw.is_empty() {
         return Err(format!("attribute {key} has no value"));
     }
-    let value = if let Ok(i) = raw.parse::<i64>() {
+    let value = if raw.starts_with('{') || raw.starts_with('[') {
+        // Objects and arrays (http_status headers, http_header set and remove) as JSON.
+        serde_json::from_str(raw)
+            .map_err(|e| format!("attribute {key} is not valid JSON ({e}): {raw}"))?
+    } else if let Ok(i) = raw.parse::<i64>() {
         Value::from(i)
     } else if let Some(f) = raw.parse::<f64>().ok().filter(|f| f.is_finite()) {
         Value::from(f)
@@ -196,7 +211,16 @@ fn attribute(text: &str) -> Result<Attribute, String> {
     Ok(Attribute {
         key: key.to_string(),
         value,
+        text: text.to_string(),
     })
+}
+
+fn protocol(text: &str) -> Result<faultline_client::Protocol, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "tcp" => Ok(faultline_client::Protocol::Tcp),
+        "http" => Ok(faultline_client::Protocol::Http),
+        _ => Err(format!("protocol must be tcp or http, got {text:?}")),
+    }
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -253,6 +277,26 @@ mod tests {
         assert!(attribute("latency").is_err());
         assert!(attribute("=5").is_err());
         assert!(attribute("latency=").is_err());
+    }
+
+    /// Objects and arrays are JSON (HTTP toxics' headers); a header match stays a string.
+    #[test]
+    fn json_attribute_values() {
+        assert_eq!(
+            attribute(r#"headers={"Retry-After":"2"}"#).unwrap().value,
+            serde_json::json!({"Retry-After": "2"})
+        );
+        assert_eq!(
+            attribute(r#"remove=["Server"]"#).unwrap().value,
+            serde_json::json!(["Server"])
+        );
+        assert!(attribute("set={oops").is_err());
+        assert_eq!(
+            attribute("header=X-Tenant: ^blue$").unwrap().value,
+            "X-Tenant: ^blue$"
+        );
+        assert!(protocol("HTTP").is_ok());
+        assert!(protocol("udp").unwrap_err().contains("tcp or http"));
     }
 
     /// Extension values parse from human-friendly text.

@@ -1,8 +1,58 @@
 //! Text output for people: aligned tables and `toxiproxy-cli`-like toxic lines.
 
+use crate::Outcome;
 use faultline_client::{ProxyInfo, Stream, ToxicInfo};
 use serde_json::Value;
 use std::fmt::Write;
+
+/// What faultline-cli prints for `outcome`.
+pub fn render(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::List(infos) => proxy_table(infos),
+        Outcome::Inspect(info) => inspect(info),
+        Outcome::Created(p) => format!(
+            "Created new {}proxy {} listening on {} (upstream {})\n",
+            match p.protocol {
+                faultline_client::Protocol::Http => "HTTP ",
+                faultline_client::Protocol::Tcp => "",
+            },
+            p.name,
+            p.listen,
+            p.upstream
+        ),
+        Outcome::Toggled(p) => format!(
+            "Proxy {} is now {}\n",
+            p.name,
+            if p.enabled { "enabled" } else { "disabled" }
+        ),
+        Outcome::Deleted(name) => format!("Deleted proxy {name}\n"),
+        Outcome::Reset => "Reset: every proxy enabled, every toxic removed\n".into(),
+        Outcome::Version {
+            server,
+            faultline,
+            url,
+        } => match faultline {
+            Some(faultline) => format!(
+                "faultline-cli {}\nserver at {url}: faultline {faultline} (Toxiproxy API {server})\n",
+                env!("CARGO_PKG_VERSION")
+            ),
+            None => format!(
+                "faultline-cli {}\nserver at {url}: Toxiproxy {server}\n",
+                env!("CARGO_PKG_VERSION")
+            ),
+        },
+        Outcome::Added { proxy, toxic } => format!(
+            "Added {} {} toxic '{}' on proxy '{proxy}'\n",
+            toxic.stream, toxic.type_name, toxic.name
+        ),
+        Outcome::Updated { proxy, toxic } => format!(
+            "Updated toxic '{}' on proxy '{proxy}': {}\n",
+            toxic.name,
+            toxic_line(toxic)
+        ),
+        Outcome::Removed { proxy, name } => format!("Removed toxic '{name}' on proxy '{proxy}'\n"),
+    }
+}
 
 /// Rows under a header, columns padded to their widest cell.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {

@@ -342,6 +342,14 @@ async fn version_shows_both_versions() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["cli"], env!("CARGO_PKG_VERSION"));
     assert!(v["server"].as_str().unwrap().starts_with("2."));
+    assert!(!v["faultline"].as_str().unwrap().is_empty());
+
+    let text = ok(cli(&server, &["version"]).await);
+    let faultline = v["faultline"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("faultline {faultline} (Toxiproxy API 2.")),
+        "{text}"
+    );
 }
 
 /// The server URL can come from TOXIPROXY_URL, as for toxiproxy-cli.
@@ -460,5 +468,366 @@ async fn unknown_toxic_type_fails_with_the_servers_reason() {
         1,
     );
 
-    assert!(err.contains("invalid toxic type (HTTP 400)"), "{err}");
+    // The server names the type it received and lists the valid ones.
+    assert!(
+        err.contains("invalid toxic type \"nonsense\"; expected one of: latency")
+            && err.contains("(HTTP 400)"),
+        "{err}"
+    );
+}
+
+/// A misspelled attribute is refused before sending: the message names the flag as typed,
+/// the key and the valid ones (exit 2), and the server has no toxic.
+#[tokio::test]
+async fn unknown_attribute_names_the_flag_and_the_valid_keys() {
+    let server = server_with_db().await;
+
+    let err = fails(
+        cli(
+            &server,
+            &[
+                "toxic",
+                "add",
+                "-t",
+                "bandwidth",
+                "--attribute",
+                "rate_kb=10",
+                "db",
+            ],
+        )
+        .await,
+        2,
+    );
+
+    assert_eq!(
+        err.trim_end(),
+        "error: --attribute rate_kb=10: unknown attribute \"rate_kb\" for bandwidth; expected one of: rate"
+    );
+    assert!(server.proxy("db").await.unwrap().info().toxics.is_empty());
+}
+
+async fn latency_toxic_of_db(server: &Server) -> faultline_client::ToxicInfo {
+    let db = server.proxy("db").await.unwrap();
+    db.toxic("latency_downstream").await.unwrap()
+}
+
+/// Attribute names match in any case, as the server matches them: `-a LATENCY=1s` adds a
+/// latency of 1000 ms.
+#[tokio::test]
+async fn attribute_names_match_in_any_case() {
+    let server = server_with_db().await;
+
+    ok(cli(
+        &server,
+        &["toxic", "add", "-t", "latency", "-a", "LATENCY=1s", "db"],
+    )
+    .await);
+
+    let toxic = latency_toxic_of_db(&server).await;
+    assert_eq!(toxic.attributes["latency"], 1000);
+}
+
+/// Durations take units: `-a latency=1s` is 1000 ms, on add and on update.
+#[tokio::test]
+async fn durations_take_units() {
+    let server = server_with_db().await;
+
+    ok(cli(
+        &server,
+        &[
+            "toxic",
+            "add",
+            "-t",
+            "latency",
+            "-a",
+            "latency=1s",
+            "-a",
+            "jitter=250ms",
+            "db",
+        ],
+    )
+    .await);
+    let toxic = latency_toxic_of_db(&server).await;
+    assert_eq!(
+        (
+            toxic.attributes["latency"].as_i64(),
+            toxic.attributes["jitter"].as_i64()
+        ),
+        (Some(1000), Some(250))
+    );
+
+    ok(cli(
+        &server,
+        &[
+            "toxic",
+            "update",
+            "-n",
+            "latency_downstream",
+            "-a",
+            "latency=2s",
+            "db",
+        ],
+    )
+    .await);
+    let toxic = latency_toxic_of_db(&server).await;
+    assert_eq!(toxic.attributes["latency"], 2000);
+}
+
+/// `toxic add --help` lists every toxic type with its attributes and units.
+#[tokio::test]
+async fn toxic_add_help_lists_types_with_units() {
+    let out = Command::new(env!("CARGO_BIN_EXE_faultline-cli"))
+        .args(["toxic", "add", "--help"])
+        .output()
+        .unwrap();
+    let help = ok(out);
+    for kind in faultline_client::catalogue::TYPES {
+        assert!(
+            help.contains(&format!("\n  {}", kind.name)),
+            "{} missing:\n{help}",
+            kind.name
+        );
+    }
+    assert!(
+        help.contains("latency=<ms>") && help.contains("rate=<KB/s>"),
+        "{help}"
+    );
+}
+
+/// FAULTLINE_API_TOKEN is sent as `Authorization: Bearer`, read from a real socket.
+#[tokio::test]
+async fn api_token_comes_from_the_environment() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).unwrap();
+            assert!(n > 0, "closed before the headers ended");
+            request.extend_from_slice(&buf[..n]);
+        }
+        let body = "{}";
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        socket.write_all(reply.as_bytes()).unwrap();
+        String::from_utf8_lossy(&request).to_ascii_lowercase()
+    });
+
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_faultline-cli"))
+            .env("FAULTLINE_API_TOKEN", "s3cret")
+            .args(["--host", &url, "list"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+
+    ok(out);
+    let request = seen.join().unwrap();
+    assert!(
+        request.contains("\r\nauthorization: bearer s3cret\r\n"),
+        "{request}"
+    );
+}
+
+/// `toxic add --help` lists every type of the catalogue with its attributes (the CLI's
+/// catalogue is the server's own; `cli_adds_every_type_the_running_server_lists` checks the
+/// CLI against a running server).
+#[tokio::test]
+async fn toxic_add_help_lists_every_catalogue_type() {
+    let help = ok(cli_at("http://127.0.0.1:9", &["toxic", "add", "--help"]).await);
+    for kind in faultline::toxics::TYPES {
+        let listed = help
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(kind.name));
+        assert!(
+            listed,
+            "the CLI does not know the server's toxic type {}",
+            kind.name
+        );
+        for attribute in kind.attributes {
+            assert!(
+                help.contains(&format!("{}=", attribute.name)),
+                "the CLI does not list attribute {} of {}",
+                attribute.name,
+                kind.name
+            );
+        }
+    }
+}
+
+/// A valid value, as `-a` takes it, for an attribute the server describes at /toxic-types, and
+/// the JSON the server should then hold; `None` for an optional string with no valid generic
+/// value.
+fn attribute_value(attribute: &Value) -> Option<(String, Value)> {
+    let default = &attribute["default"];
+    let value = match attribute["type"].as_str().unwrap() {
+        "integer" => {
+            let (min, max) = (
+                attribute["min"].as_i64().unwrap(),
+                attribute["max"].as_i64().unwrap(),
+            );
+            // Not the default, so the server holding it shows the CLI sent it.
+            Value::from((default.as_i64().unwrap() + 1).clamp(min.max(1), max))
+        }
+        "number" => {
+            let (default, max) = (
+                default.as_f64().unwrap(),
+                attribute["max"].as_f64().unwrap(),
+            );
+            Value::from(if default < max {
+                (default + max.min(1.0)) / 2.0
+            } else {
+                default
+            })
+        }
+        "choice" => attribute["choices"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone(),
+        "boolean" => Value::from(!default.as_bool().unwrap()),
+        "object" => serde_json::json!({"X-Cli": "1"}),
+        "array" => serde_json::json!(["X-Cli"]),
+        "string" => match attribute["name"].as_str().unwrap() {
+            // The HTTP match attributes, documented with these forms.
+            "method" => Value::from("POST"),
+            "path_prefix" => Value::from("/v1"),
+            "header" => Value::from("X-Tenant: ^blue$"),
+            _ if default.as_str().is_some_and(|d| !d.is_empty()) => default.clone(),
+            _ => return None,
+        },
+        other => panic!("unknown attribute type {other} in {attribute}"),
+    };
+    let text = match &value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Some((text, value))
+}
+
+/// For every type a running server lists at GET /toxic-types, the real binary's `toxic add`
+/// with a value for each described attribute succeeds on an HTTP proxy, and the server then
+/// holds a toxic of that type with exactly those values.
+#[tokio::test]
+async fn cli_adds_every_type_the_running_server_lists() {
+    let server = Server::start().await.unwrap();
+    ok(cli(
+        &server,
+        &["create", "--protocol", "http", "-u", "127.0.0.1:9", "api"],
+    )
+    .await);
+    let http = reqwest::Client::new();
+    let types: Value = http
+        .get(format!("{}/toxic-types", server.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let types = types.as_array().unwrap();
+    assert!(
+        types.iter().any(|t| t["name"] == "http_status"),
+        "{types:?}"
+    );
+    for kind in types {
+        let type_name = kind["name"].as_str().unwrap();
+        let mut args = vec![
+            "toxic".to_string(),
+            "add".into(),
+            "-t".into(),
+            type_name.into(),
+            "-n".into(),
+            type_name.into(),
+        ];
+        let mut expected = Vec::new();
+        for attribute in kind["attributes"].as_array().unwrap() {
+            let Some((text, value)) = attribute_value(attribute) else {
+                continue;
+            };
+            let name = attribute["name"].as_str().unwrap();
+            args.extend(["-a".to_string(), format!("{name}={text}")]);
+            expected.push((name.to_string(), value));
+        }
+        args.push("api".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(cli(&server, &args).await);
+        let toxic: Value = http
+            .get(format!("{}/proxies/api/toxics/{type_name}", server.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(toxic["type"], type_name, "{toxic}");
+        for (name, value) in expected {
+            let held = &toxic["attributes"][&name];
+            let same = match (held.as_f64(), value.as_f64()) {
+                (Some(a), Some(b)) => (a - b).abs() < 1e-6,
+                _ => *held == value,
+            };
+            assert!(
+                same,
+                "{type_name}.{name}: sent {value}, server holds {held}"
+            );
+        }
+    }
+}
+
+/// `create --protocol http` makes an HTTP proxy, and HTTP toxics take JSON attributes.
+#[tokio::test]
+async fn http_proxy_and_http_toxic() {
+    let server = Server::start().await.unwrap();
+    let out = ok(cli(
+        &server,
+        &["create", "--protocol", "http", "-u", "127.0.0.1:9", "api"],
+    )
+    .await);
+    assert!(out.contains("Created new HTTP proxy api"), "{out}");
+    ok(cli(
+        &server,
+        &[
+            "toxic",
+            "add",
+            "-t",
+            "http_status",
+            "-a",
+            "status=429",
+            "-a",
+            r#"headers={"Retry-After":"2"}"#,
+            "-a",
+            "path_prefix=/v1",
+            "api",
+        ],
+    )
+    .await);
+    let proxy = server.proxy("api").await.unwrap();
+    assert_eq!(proxy.info().protocol, faultline_client::Protocol::Http);
+    let toxic = proxy.toxic("http_status_downstream").await.unwrap();
+    assert_eq!(
+        toxic.kind(),
+        Toxic::http_status(429)
+            .set_header("Retry-After", "2")
+            .path_prefix("/v1")
+            .kind()
+            .clone()
+    );
+    let err = fails(
+        cli(
+            &server,
+            &["create", "--protocol", "udp", "-u", "127.0.0.1:9", "x"],
+        )
+        .await,
+        2,
+    );
+    assert!(err.contains("tcp or http"), "{err}");
 }

@@ -13,6 +13,10 @@ use tokio::sync::oneshot;
 /// Where Toxiproxy servers listen by default, and the CLI's default.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8474";
 
+/// The environment variable holding the API token of a faultline server started with
+/// `--api-token`: [`Client::new`] sends it as `Authorization: Bearer <token>`.
+pub const TOKEN_ENV: &str = "FAULTLINE_API_TOKEN";
+
 /// A client for one Toxiproxy v2 API server (faultline or `toxiproxy-server`).
 ///
 /// Cheap to clone: clones share the connection pool and the list of pending guard cleanups
@@ -41,6 +45,8 @@ struct Inner {
     http: reqwest::Client,
     /// The server's base URL, with a path ending in `/` so segments can be appended.
     base: Url,
+    /// Sent as `Authorization: Bearer` on every request, when set.
+    token: Option<String>,
     /// Completion signals of cleanups started by dropped guards, awaited before the next
     /// request so that a dropped fault is gone for whatever this client does next.
     pending: Mutex<Vec<oneshot::Receiver<()>>>,
@@ -49,6 +55,10 @@ struct Inner {
 impl Client {
     /// A client for the server at `url`, e.g. `http://127.0.0.1:8474`. A missing scheme
     /// means `http://`. Requests time out after 30 s, connection attempts after 5 s.
+    ///
+    /// When `$FAULTLINE_API_TOKEN` ([`TOKEN_ENV`]) is set and not empty, every request
+    /// carries it as `Authorization: Bearer <token>`; [`with_token`](Client::with_token)
+    /// sets or clears it explicitly.
     pub fn new(url: &str) -> Result<Client> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -74,6 +84,10 @@ impl Client {
             format!("http://{url}")
         };
         let mut base = Url::parse(&text).map_err(|e| invalid(e.to_string()))?;
+        let token = std::env::var(TOKEN_ENV)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
         if base.scheme() != "http" {
             return Err(invalid(format!(
                 "only plain http is supported, not {}",
@@ -91,9 +105,32 @@ impl Client {
             inner: Arc::new(Inner {
                 http,
                 base,
+                token,
                 pending: Mutex::new(Vec::new()),
             }),
         })
+    }
+
+    /// The same client with the API token `token` (or none), whatever `$FAULTLINE_API_TOKEN`
+    /// says. Clones made before keep their token.
+    ///
+    /// ```
+    /// let client = faultline_client::Client::new("127.0.0.1:8474")?.with_token(Some("s3cret"));
+    /// # Ok::<(), faultline_client::Error>(())
+    /// ```
+    pub fn with_token(self, token: Option<&str>) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                base: self.inner.base.clone(),
+                token: token.map(str::to_string),
+                pending: Mutex::new(std::mem::take(&mut *self.lock_pending())),
+            }),
+        }
+    }
+
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.inner.token.as_deref()
     }
 
     /// A client for `$TOXIPROXY_URL`, or [`DEFAULT_URL`] when it is not set (the variable
@@ -120,6 +157,24 @@ impl Client {
             },
             _ => Ok(body.trim().to_string()),
         }
+    }
+
+    /// The running faultline's own version (the `faultline` field of `/version`), or `None`
+    /// when the server is not faultline (Toxiproxy sends only `version`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), faultline_client::Error> {
+    /// let server = faultline_client::Server::start().await?;
+    /// assert!(server.faultline_version().await?.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn faultline_version(&self) -> Result<Option<String>> {
+        let body = self.send_text(Method::GET, &["version"], None).await?;
+        Ok(serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("faultline")?.as_str().map(str::to_string)))
     }
 
     /// Every proxy, sorted by name.
@@ -247,19 +302,23 @@ impl Client {
     ) -> Result<String> {
         self.settle().await;
         let url = self.endpoint(segments);
-        send(&self.inner.http, method, url, body).await
+        send(&self.inner.http, self.token(), method, url, body).await
     }
 }
 
 /// One request, outside any `Client` (guard cleanups use it from their own thread).
 pub(crate) async fn send(
     http: &reqwest::Client,
+    token: Option<&str>,
     method: Method,
     url: Url,
     body: Option<Value>,
 ) -> Result<String> {
     let transport = |source| Error::transport(&url, source);
     let mut request = http.request(method, url.clone());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
     if let Some(body) = body {
         request = request.json(&body);
     }

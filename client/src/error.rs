@@ -57,6 +57,18 @@ pub enum Error {
         /// Its `listen` field.
         listen: String,
     },
+    /// An attribute the toxic's type does not have, refused before anything was sent (see
+    /// [`catalogue`](crate::catalogue)): a Toxiproxy server would ignore it and apply a
+    /// different fault than the one meant.
+    #[error("unknown attribute \"{key}\" for {type_name}; expected one of: {expected}")]
+    UnknownAttribute {
+        /// The toxic's type, e.g. `bandwidth`.
+        type_name: String,
+        /// The key as given, e.g. `rate_kb`.
+        key: String,
+        /// The type's attributes, comma-separated.
+        expected: String,
+    },
     /// The embedded server could not start (binding its port failed).
     #[error("embedded server: {0}")]
     Io(#[from] std::io::Error),

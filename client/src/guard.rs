@@ -19,10 +19,11 @@
 //! A fault that must not outlive even a crashed test process can also carry a server-side
 //! expiry with [`Toxic::for_duration`](crate::Toxic::for_duration) (faultline only).
 
+use crate::catalogue::check_attributes;
 use crate::client::{send, Client};
 use crate::error::Result;
 use crate::proxy::enable_body;
-use crate::toxic::ToxicInfo;
+use crate::toxic::{ToxicInfo, ToxicUpdate};
 use reqwest::Method;
 use serde_json::Value;
 use std::time::Duration;
@@ -67,6 +68,7 @@ impl Drop for Undo {
         let url = self.client.endpoint(&segments);
         let method = self.method.clone();
         let body = self.body.take();
+        let token = self.client.token().map(str::to_string);
         let (done, wait) = oneshot::channel();
         self.client.track_cleanup(wait);
         let spawned = std::thread::Builder::new()
@@ -81,7 +83,7 @@ impl Drop for Undo {
                         if let Ok(http) =
                             reqwest::Client::builder().timeout(CLEANUP_TIMEOUT).build()
                         {
-                            let _ = send(&http, method, url, body).await;
+                            let _ = send(&http, token.as_deref(), method, url, body).await;
                         }
                     });
                 }
@@ -147,6 +149,42 @@ impl ToxicGuard {
     /// The toxic's name.
     pub fn name(&self) -> &str {
         &self.info.name
+    }
+
+    /// Changes the live toxic (attributes merge into the current ones) and keeps guarding
+    /// it; [`info`](ToxicGuard::info) then shows the new state. Attribute names are checked
+    /// against the toxic's type before sending ([`Error::UnknownAttribute`](crate::Error)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), faultline_client::Error> {
+    /// use faultline_client::{ProxyConfig, Server, Toxic, ToxicUpdate};
+    /// use std::time::Duration;
+    ///
+    /// let server = Server::start().await?;
+    /// let proxy = server.create_proxy(ProxyConfig::new("db", "127.0.0.1:9")).await?;
+    /// let mut slow = proxy.inject(Toxic::latency(Duration::from_millis(100))).await?;
+    /// // Worse for the second half of the test:
+    /// slow.update(ToxicUpdate::new().attribute("latency", 2000)).await?;
+    /// assert_eq!(slow.info().attributes["latency"], 2000);
+    /// // A whole new set of attributes of the same type works too:
+    /// slow.update(Toxic::latency(Duration::from_millis(50))).await?;
+    /// assert_eq!(slow.info().attributes["latency"], 50);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn update(&mut self, update: impl Into<ToxicUpdate>) -> Result<&ToxicInfo> {
+        let body = update.into().to_json();
+        if let Some(Value::Object(attributes)) = body.get("attributes") {
+            check_attributes(&self.info.type_name, attributes.keys().map(String::as_str))?;
+        }
+        let segments: Vec<&str> = self.undo.segments.iter().map(String::as_str).collect();
+        self.info = self
+            .undo
+            .client
+            .request(Method::POST, &segments, Some(body))
+            .await?;
+        Ok(&self.info)
     }
 
     /// Removes the toxic now and reports errors. A toxic that is already gone (removed by

@@ -52,6 +52,9 @@
 //! - [`Server`] (feature `embedded`, on by default): a faultline server inside the test
 //!   process, on an ephemeral port, one per test if you like.
 //! - [`Error`]: keeps the server's HTTP status and `error` message.
+//! - [`experiment`]: chaos experiments in Chaos Toolkit's format (the `faultline-experiment`
+//!   crate): build or load one, run it against a [`Server`] with
+//!   [`Server::run_experiment`], and assert on its journal.
 //!
 //! [faultline]: https://github.com/faultline/faultline
 //! [Toxiproxy]: https://github.com/Shopify/toxiproxy
@@ -60,22 +63,28 @@
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 
+pub mod catalogue;
 mod client;
 #[cfg(feature = "embedded")]
 mod embedded;
 mod error;
+#[cfg(feature = "embedded")]
+mod experiments;
 pub mod guard;
 mod proxy;
 mod toxic;
 
-pub use client::{Client, DEFAULT_URL};
+pub use client::{Client, DEFAULT_URL, TOKEN_ENV};
 #[cfg(feature = "embedded")]
 pub use embedded::Server;
 pub use error::{Error, Result};
+/// Chaos experiments: the `faultline-experiment` crate.
+pub use faultline_experiment as experiment;
 pub use guard::{DownGuard, ToxicGuard};
-pub use proxy::{Proxy, ProxyConfig, ProxyInfo, ProxyUpdate};
+pub use proxy::{Protocol, Proxy, ProxyConfig, ProxyInfo, ProxyUpdate};
 pub use toxic::{
-    Distribution, LimitMode, Schedule, Stream, Target, Toxic, ToxicInfo, ToxicKind, ToxicUpdate,
+    Distribution, HttpAbortPhase, HttpDelayPhase, HttpMatch, LimitMode, Schedule, Stream, Target,
+    Toxic, ToxicInfo, ToxicKind, ToxicUpdate,
 };
 
 /// Compiles the README's code blocks as doctests, so the README cannot drift from the API.

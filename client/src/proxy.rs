@@ -1,6 +1,7 @@
 //! Proxies: what to create ([`ProxyConfig`]), what the server reports ([`ProxyInfo`]) and the
 //! handle to act on one ([`Proxy`]).
 
+use crate::catalogue::check_attributes;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::guard::{DownGuard, ToxicGuard};
@@ -10,6 +11,23 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::future::Future;
 use std::net::SocketAddr;
+
+/// What a proxy speaks (faultline): bytes only, or HTTP/1.1, where HTTP toxics apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Bytes only, as Toxiproxy (the default).
+    #[default]
+    Tcp,
+    /// HTTP/1.1: `http_*` toxics act on requests and responses.
+    Http,
+}
+
+impl Protocol {
+    fn is_tcp(&self) -> bool {
+        *self == Protocol::Tcp
+    }
+}
 
 /// A proxy to create: a name, the address it listens on, and the upstream it forwards to.
 ///
@@ -30,6 +48,15 @@ pub struct ProxyConfig {
     pub upstream: String,
     /// Whether it accepts connections right away.
     pub enabled: bool,
+    /// faultline: what it speaks (sent only when not TCP, so Toxiproxy servers never see it).
+    #[serde(default, skip_serializing_if = "Protocol::is_tcp")]
+    pub protocol: Protocol,
+    /// faultline: TLS to the upstream (HTTP proxies only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub upstream_tls: bool,
+    /// faultline: the TLS server name, when not the upstream's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_sni: Option<String>,
 }
 
 impl ProxyConfig {
@@ -41,7 +68,31 @@ impl ProxyConfig {
             listen: "127.0.0.1:0".into(),
             upstream: upstream.to_string(),
             enabled: true,
+            protocol: Protocol::Tcp,
+            upstream_tls: false,
+            upstream_sni: None,
         }
+    }
+
+    /// Speaks HTTP/1.1, so HTTP toxics apply (faultline).
+    ///
+    /// ```
+    /// use faultline_client::{Protocol, ProxyConfig};
+    /// let api = ProxyConfig::new("api", "127.0.0.1:8080").http();
+    /// assert_eq!(api.protocol, Protocol::Http);
+    /// ```
+    pub fn http(mut self) -> ProxyConfig {
+        self.protocol = Protocol::Http;
+        self
+    }
+
+    /// Speaks TLS to the upstream (an HTTP proxy: implies [`http`](ProxyConfig::http)),
+    /// presenting and verifying `sni`, or the upstream's host when `None` (faultline).
+    pub fn upstream_tls(mut self, sni: Option<&str>) -> ProxyConfig {
+        self.protocol = Protocol::Http;
+        self.upstream_tls = true;
+        self.upstream_sni = sni.map(str::to_string);
+        self
     }
 
     /// Listens on `addr` instead of a free port of 127.0.0.1.
@@ -71,6 +122,15 @@ pub struct ProxyInfo {
     /// Its toxics, upstream ones first.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub toxics: Vec<ToxicInfo>,
+    /// What it speaks (faultline; a Toxiproxy server never says, so TCP).
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// TLS to the upstream (faultline).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub upstream_tls: bool,
+    /// The TLS server name, when set (faultline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_sni: Option<String>,
 }
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ToxicInfo>, D::Error> {
@@ -90,6 +150,9 @@ pub struct ProxyUpdate {
     /// Enable or disable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// faultline: switch between TCP and HTTP (restarts the proxy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
 }
 
 /// A proxy on the server, and the handle to change it, its toxics and its state.
@@ -244,11 +307,18 @@ impl Proxy {
 
     /// Adds a toxic until it is removed (see [`inject`](Proxy::inject) for a scoped one).
     pub async fn add_toxic(&self, toxic: Toxic) -> Result<ToxicInfo> {
+        let body = toxic.to_json();
+        if let Some(Value::Object(attributes)) = body.get("attributes") {
+            check_attributes(
+                toxic.kind().type_name(),
+                attributes.keys().map(String::as_str),
+            )?;
+        }
         self.client
             .request(
                 Method::POST,
                 &["proxies", &self.info.name, "toxics"],
-                Some(toxic.to_json()),
+                Some(body),
             )
             .await
     }
@@ -260,11 +330,17 @@ impl Proxy {
         name: &str,
         update: impl Into<ToxicUpdate>,
     ) -> Result<ToxicInfo> {
+        let body = update.into().to_json();
+        if let Some(Value::Object(attributes)) = body.get("attributes") {
+            // The keys are checked against the toxic's type, which only the server knows.
+            let current = self.toxic(name).await?;
+            check_attributes(&current.type_name, attributes.keys().map(String::as_str))?;
+        }
         self.client
             .request(
                 Method::POST,
                 &["proxies", &self.info.name, "toxics", name],
-                Some(update.into().to_json()),
+                Some(body),
             )
             .await
     }

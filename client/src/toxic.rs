@@ -61,6 +61,16 @@ impl<'de> Deserialize<'de> for Stream {
 }
 
 /// How a latency toxic spreads its jitter (a faultline extension; Toxiproxy is always uniform).
+///
+/// ```
+/// use faultline_client::{Distribution, Toxic};
+/// use std::time::Duration;
+///
+/// let tail = Toxic::latency(Duration::from_millis(50))
+///     .jitter(Duration::from_millis(20))
+///     .distribution(Distribution::Normal);
+/// assert_eq!(tail.to_json()["attributes"]["distribution"], "normal");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Distribution {
     /// Uniform in `[latency - jitter, latency + jitter)`. The default.
@@ -115,6 +125,118 @@ impl LimitMode {
             .into_iter()
             .find(|m| m.as_str().eq_ignore_ascii_case(s))
     }
+}
+
+/// Which HTTP requests an HTTP toxic applies to (faultline, `http` proxies); every criterion
+/// given must hold, and none given means every request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpMatch {
+    /// The request method, e.g. `"POST"`.
+    pub method: Option<String>,
+    /// The start of the request path, e.g. `"/v1/chat"`.
+    pub path_prefix: Option<String>,
+    /// `"Name: regex"`: a header whose value matches the regex.
+    pub header: Option<String>,
+}
+
+impl HttpMatch {
+    fn write(&self, attributes: &mut Value) {
+        for (key, value) in [
+            ("method", &self.method),
+            ("path_prefix", &self.path_prefix),
+            ("header", &self.header),
+        ] {
+            if let Some(value) = value {
+                attributes[key] = json!(value);
+            }
+        }
+    }
+
+    fn read(a: &Map<String, Value>) -> Option<HttpMatch> {
+        let text = |key: &str| match a.get(key) {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::String(s)) if s.is_empty() => Some(None),
+            Some(Value::String(s)) => Some(Some(s.clone())),
+            Some(_) => None,
+        };
+        Some(HttpMatch {
+            method: text("method")?,
+            path_prefix: text("path_prefix")?,
+            header: text("header")?,
+        })
+    }
+}
+
+/// Where an `http_delay` toxic holds an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HttpDelayPhase {
+    /// Before the request goes upstream.
+    Request,
+    /// Before the response's headers reach the client (time to first byte).
+    ResponseHeaders,
+    /// Between body chunks (each server-sent event arrives later).
+    Body,
+}
+
+impl HttpDelayPhase {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpDelayPhase::Request => "request",
+            HttpDelayPhase::ResponseHeaders => "response_headers",
+            HttpDelayPhase::Body => "body",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [
+            HttpDelayPhase::Request,
+            HttpDelayPhase::ResponseHeaders,
+            HttpDelayPhase::Body,
+        ]
+        .into_iter()
+        .find(|p| p.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// Where an `http_abort` toxic cuts an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HttpAbortPhase {
+    /// The request reaches the upstream; the client gets no response byte.
+    BeforeResponse,
+    /// The client gets the response headers and no body.
+    AfterHeaders,
+    /// The client gets the first `bytes` bytes of the body.
+    MidBody {
+        /// Body bytes let through before the cut.
+        bytes: u64,
+    },
+}
+
+impl HttpAbortPhase {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpAbortPhase::BeforeResponse => "before_response",
+            HttpAbortPhase::AfterHeaders => "after_headers",
+            HttpAbortPhase::MidBody { .. } => "mid_body",
+        }
+    }
+}
+
+fn pairs(a: &Map<String, Value>, key: &str) -> Option<Vec<(String, String)>> {
+    match a.get(key) {
+        None | Some(Value::Null) => Some(Vec::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect(),
+        Some(_) => None,
+    }
+}
+
+fn pairs_json(pairs: &[(String, String)]) -> Value {
+    Value::Object(pairs.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
 }
 
 /// The fault itself: a toxic type with its attributes, in Rust units.
@@ -208,6 +330,48 @@ pub enum ToxicKind {
         /// What happens to the others; `None` leaves the server's default (refuse).
         mode: Option<LimitMode>,
     },
+    /// Answers matching HTTP requests at once, without the upstream (faultline, `http`
+    /// proxies): a 429 storm, a 503.
+    HttpStatus {
+        /// The status code, 100 to 599.
+        status: u16,
+        /// Response headers, e.g. `Retry-After`.
+        headers: Vec<(String, String)>,
+        /// The response body.
+        body: String,
+        /// Which requests.
+        matcher: HttpMatch,
+    },
+    /// Delays matching HTTP exchanges at a phase (faultline, `http` proxies).
+    HttpDelay {
+        /// Where the exchange is held.
+        phase: HttpDelayPhase,
+        /// How long.
+        delay: Duration,
+        /// Spread around `delay`.
+        jitter: Duration,
+        /// Which requests.
+        matcher: HttpMatch,
+    },
+    /// Cuts matching HTTP exchanges at a phase (faultline, `http` proxies).
+    HttpAbort {
+        /// Where the exchange is cut.
+        phase: HttpAbortPhase,
+        /// A TCP reset instead of a clean close.
+        reset: bool,
+        /// Which requests.
+        matcher: HttpMatch,
+    },
+    /// Sets and removes headers of matching requests (upstream stream) or responses
+    /// (downstream stream) (faultline, `http` proxies).
+    HttpHeader {
+        /// Headers to set (replacing any of the same name).
+        set: Vec<(String, String)>,
+        /// Header names to remove.
+        remove: Vec<String>,
+        /// Which requests.
+        matcher: HttpMatch,
+    },
     /// Any other toxic type, with its attributes as raw JSON: for toxics of newer servers.
     Custom {
         /// The toxic `type`, e.g. `"my_toxic"`.
@@ -252,6 +416,10 @@ impl ToxicKind {
             ToxicKind::Refuse => "refuse",
             ToxicKind::Blackhole => "blackhole",
             ToxicKind::LimitConnections { .. } => "limit_connections",
+            ToxicKind::HttpStatus { .. } => "http_status",
+            ToxicKind::HttpDelay { .. } => "http_delay",
+            ToxicKind::HttpAbort { .. } => "http_abort",
+            ToxicKind::HttpHeader { .. } => "http_header",
             ToxicKind::Custom { type_name, .. } => type_name,
         }
     }
@@ -298,6 +466,49 @@ impl ToxicKind {
                 if let Some(mode) = mode {
                     v["mode"] = json!(mode.as_str());
                 }
+                v
+            }
+            ToxicKind::HttpStatus {
+                status,
+                headers,
+                body,
+                matcher,
+            } => {
+                let mut v = json!({"status": status, "headers": pairs_json(headers), "body": body});
+                matcher.write(&mut v);
+                v
+            }
+            ToxicKind::HttpDelay {
+                phase,
+                delay,
+                jitter,
+                matcher,
+            } => {
+                let mut v = json!({"phase": phase.as_str(), "delay": millis(*delay),
+                                   "jitter": millis(*jitter)});
+                matcher.write(&mut v);
+                v
+            }
+            ToxicKind::HttpAbort {
+                phase,
+                reset,
+                matcher,
+            } => {
+                let bytes = match phase {
+                    HttpAbortPhase::MidBody { bytes } => *bytes,
+                    _ => 0,
+                };
+                let mut v = json!({"phase": phase.as_str(), "bytes": bytes, "reset": reset});
+                matcher.write(&mut v);
+                v
+            }
+            ToxicKind::HttpHeader {
+                set,
+                remove,
+                matcher,
+            } => {
+                let mut v = json!({"set": pairs_json(set), "remove": remove});
+                matcher.write(&mut v);
                 v
             }
             ToxicKind::Custom { attributes, .. } => return attributes.clone(),
@@ -378,6 +589,55 @@ impl ToxicKind {
             },
             "refuse" => ToxicKind::Refuse,
             "blackhole" => ToxicKind::Blackhole,
+            "http_status" => ToxicKind::HttpStatus {
+                status: u16::try_from(int("status")?).ok()?,
+                headers: pairs(a, "headers")?,
+                body: match a.get("body") {
+                    None | Some(Value::Null) => String::new(),
+                    Some(v) => v.as_str()?.to_string(),
+                },
+                matcher: HttpMatch::read(a)?,
+            },
+            "http_delay" => ToxicKind::HttpDelay {
+                phase: match a.get("phase") {
+                    None | Some(Value::Null) => HttpDelayPhase::Request,
+                    Some(v) => HttpDelayPhase::parse(v.as_str()?)?,
+                },
+                delay: ms("delay")?,
+                jitter: ms("jitter")?,
+                matcher: HttpMatch::read(a)?,
+            },
+            "http_abort" => ToxicKind::HttpAbort {
+                phase: match a
+                    .get("phase")
+                    .and_then(Value::as_str)
+                    .unwrap_or("before_response")
+                {
+                    "before_response" => HttpAbortPhase::BeforeResponse,
+                    "after_headers" => HttpAbortPhase::AfterHeaders,
+                    "mid_body" => HttpAbortPhase::MidBody {
+                        bytes: int("bytes")?,
+                    },
+                    _ => return None,
+                },
+                reset: match a.get("reset") {
+                    None | Some(Value::Null) => false,
+                    Some(v) => v.as_bool()?,
+                },
+                matcher: HttpMatch::read(a)?,
+            },
+            "http_header" => ToxicKind::HttpHeader {
+                set: pairs(a, "set")?,
+                remove: match a.get("remove") {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_string))
+                        .collect::<Option<_>>()?,
+                    Some(_) => return None,
+                },
+                matcher: HttpMatch::read(a)?,
+            },
             "limit_connections" => ToxicKind::LimitConnections {
                 limit: int("limit")?,
                 mode: match a.get("mode") {
@@ -638,6 +898,156 @@ impl Toxic {
         self
     }
 
+    /// Answers matching requests at once with `status`, without reaching the upstream
+    /// (faultline, `http` proxies). Add headers with [`set_header`](Toxic::set_header), a body
+    /// with [`body`](Toxic::body), and narrow it with [`method`](Toxic::method),
+    /// [`path_prefix`](Toxic::path_prefix) and [`header_matches`](Toxic::header_matches).
+    ///
+    /// ```
+    /// use faultline_client::Toxic;
+    /// let storm = Toxic::http_status(429).set_header("Retry-After", "2").toxicity(0.5);
+    /// assert_eq!(storm.kind().attributes()["headers"]["Retry-After"], "2");
+    /// ```
+    pub fn http_status(status: u16) -> Toxic {
+        Toxic::new(ToxicKind::HttpStatus {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+            matcher: HttpMatch::default(),
+        })
+    }
+
+    /// Holds matching HTTP exchanges for `delay` at `phase` (faultline, `http` proxies).
+    pub fn http_delay(phase: HttpDelayPhase, delay: Duration) -> Toxic {
+        Toxic::new(ToxicKind::HttpDelay {
+            phase,
+            delay,
+            jitter: Duration::ZERO,
+            matcher: HttpMatch::default(),
+        })
+    }
+
+    /// Cuts matching HTTP exchanges at `phase` with a clean close; [`reset`](Toxic::reset)
+    /// makes it a TCP reset (faultline, `http` proxies).
+    pub fn http_abort(phase: HttpAbortPhase) -> Toxic {
+        Toxic::new(ToxicKind::HttpAbort {
+            phase,
+            reset: false,
+            matcher: HttpMatch::default(),
+        })
+    }
+
+    /// Edits headers of matching requests (with [`upstream`](Toxic::upstream)) or responses
+    /// (the default) (faultline, `http` proxies): see [`set_header`](Toxic::set_header) and
+    /// [`remove_header`](Toxic::remove_header).
+    pub fn http_header() -> Toxic {
+        Toxic::new(ToxicKind::HttpHeader {
+            set: Vec::new(),
+            remove: Vec::new(),
+            matcher: HttpMatch::default(),
+        })
+    }
+
+    /// Adds a header to an http_status answer, or to the headers an http_header toxic sets.
+    ///
+    /// # Panics
+    /// If this is neither an http_status nor an http_header toxic.
+    pub fn set_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Toxic {
+        match &mut self.kind {
+            ToxicKind::HttpStatus { headers, .. } | ToxicKind::HttpHeader { set: headers, .. } => {
+                headers.push((name.into(), value.into()))
+            }
+            other => panic!(
+                "set_header applies to http_status and http_header toxics, not {}",
+                other.type_name()
+            ),
+        }
+        self
+    }
+
+    /// Removes a header (http_header toxics).
+    ///
+    /// # Panics
+    /// If this is not an http_header toxic.
+    pub fn remove_header(mut self, name: impl Into<String>) -> Toxic {
+        match &mut self.kind {
+            ToxicKind::HttpHeader { remove, .. } => remove.push(name.into()),
+            other => panic!(
+                "remove_header applies to http_header toxics, not {}",
+                other.type_name()
+            ),
+        }
+        self
+    }
+
+    /// Sets the body of an http_status answer.
+    ///
+    /// # Panics
+    /// If this is not an http_status toxic.
+    pub fn body(mut self, text: impl Into<String>) -> Toxic {
+        match &mut self.kind {
+            ToxicKind::HttpStatus { body, .. } => *body = text.into(),
+            other => panic!(
+                "body applies to http_status toxics, not {}",
+                other.type_name()
+            ),
+        }
+        self
+    }
+
+    /// Makes an http_abort toxic send a TCP reset instead of a clean close.
+    ///
+    /// # Panics
+    /// If this is not an http_abort toxic.
+    pub fn reset(mut self) -> Toxic {
+        match &mut self.kind {
+            ToxicKind::HttpAbort { reset, .. } => *reset = true,
+            other => panic!(
+                "reset applies to http_abort toxics, not {}",
+                other.type_name()
+            ),
+        }
+        self
+    }
+
+    fn matcher(&mut self, what: &str) -> &mut HttpMatch {
+        match &mut self.kind {
+            ToxicKind::HttpStatus { matcher, .. }
+            | ToxicKind::HttpDelay { matcher, .. }
+            | ToxicKind::HttpAbort { matcher, .. }
+            | ToxicKind::HttpHeader { matcher, .. } => matcher,
+            other => panic!("{what} applies to HTTP toxics, not {}", other.type_name()),
+        }
+    }
+
+    /// Applies an HTTP toxic only to requests with this method (e.g. `"POST"`).
+    ///
+    /// # Panics
+    /// If this is not an HTTP toxic.
+    pub fn method(mut self, method: impl Into<String>) -> Toxic {
+        self.matcher("method").method = Some(method.into());
+        self
+    }
+
+    /// Applies an HTTP toxic only to requests whose path starts with `prefix`.
+    ///
+    /// # Panics
+    /// If this is not an HTTP toxic.
+    pub fn path_prefix(mut self, prefix: impl Into<String>) -> Toxic {
+        self.matcher("path_prefix").path_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Applies an HTTP toxic only to requests with a header `name` whose value matches
+    /// `regex`.
+    ///
+    /// # Panics
+    /// If this is not an HTTP toxic.
+    pub fn header_matches(mut self, name: &str, regex: &str) -> Toxic {
+        self.matcher("header_matches").header = Some(format!("{name}: {regex}"));
+        self
+    }
+
     /// Any toxic type, with raw JSON attributes: the escape hatch for types this crate does
     /// not know. `attributes` should be a JSON object; anything else is sent as `{}`.
     ///
@@ -656,15 +1066,17 @@ impl Toxic {
         })
     }
 
-    /// Sets the spread of a latency toxic.
+    /// Sets the spread of a latency or http_delay toxic.
     ///
     /// # Panics
     /// If this is not a latency toxic.
     pub fn jitter(mut self, jitter: Duration) -> Toxic {
         match &mut self.kind {
-            ToxicKind::Latency { jitter: j, .. } => *j = jitter,
+            ToxicKind::Latency { jitter: j, .. } | ToxicKind::HttpDelay { jitter: j, .. } => {
+                *j = jitter
+            }
             other => panic!(
-                "jitter applies to latency toxics, not {}",
+                "jitter applies to latency and http_delay toxics, not {}",
                 other.type_name()
             ),
         }
@@ -1061,7 +1473,7 @@ mod tests {
 
     /// Misusing a type-specific builder is a programming error, reported clearly.
     #[test]
-    #[should_panic(expected = "jitter applies to latency toxics, not bandwidth")]
+    #[should_panic(expected = "jitter applies to latency and http_delay toxics, not bandwidth")]
     fn jitter_on_bandwidth_panics() {
         let _ = Toxic::bandwidth(1).jitter(Duration::from_millis(1));
     }

@@ -302,3 +302,137 @@ async fn version_is_toxiproxy_2() {
     let server = Server::start().await.unwrap();
     assert!(server.version().await.unwrap().starts_with("2."));
 }
+
+/// A server with a proxy called `db` (its upstream is never dialled).
+async fn server_with_db() -> (Server, faultline_client::Proxy) {
+    let server = Server::start().await.unwrap();
+    let proxy = server
+        .create_proxy(ProxyConfig::new("db", "127.0.0.1:5432"))
+        .await
+        .unwrap();
+    (server, proxy)
+}
+
+/// A misspelled attribute of a known type is refused before anything is sent, naming the
+/// key and the valid ones; the server never sees the toxic.
+#[tokio::test]
+async fn unknown_attribute_is_refused_before_sending() {
+    let (_server, proxy) = server_with_db().await;
+
+    let err = proxy
+        .add_toxic(Toxic::custom(
+            "bandwidth",
+            serde_json::json!({"rate_kb": 10}),
+        ))
+        .await
+        .unwrap_err();
+
+    assert_eq!(
+        err.to_string(),
+        "unknown attribute \"rate_kb\" for bandwidth; expected one of: rate"
+    );
+    assert!(proxy.toxics().await.unwrap().is_empty());
+}
+
+/// Attribute names match in any case before sending, as the server matches them: a
+/// `LATENCY` attribute is sent and the server applies it.
+#[tokio::test]
+async fn attribute_names_match_in_any_case() {
+    let (_server, proxy) = server_with_db().await;
+
+    let toxic = proxy
+        .add_toxic(Toxic::custom("latency", serde_json::json!({"LATENCY": 5})))
+        .await
+        .unwrap();
+
+    assert_eq!(toxic.attributes["latency"], 5);
+}
+
+/// An update's raw attribute is checked against the live toxic's type, through the proxy
+/// and through the guard; the toxic keeps its value.
+#[tokio::test]
+async fn unknown_attribute_in_an_update_is_refused() {
+    let (_server, proxy) = server_with_db().await;
+    let mut guard = proxy
+        .inject(Toxic::latency(Duration::from_millis(100)))
+        .await
+        .unwrap();
+
+    let err = proxy
+        .update_toxic(guard.name(), ToxicUpdate::new().attribute("latencyy", 5))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "unknown attribute \"latencyy\" for latency; expected one of: latency, jitter"
+        ),
+        "{err}"
+    );
+    let err = guard
+        .update(ToxicUpdate::new().attribute("jiter", 5))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("\"jiter\""), "{err}");
+
+    assert_eq!(
+        proxy.toxic(guard.name()).await.unwrap().attributes["latency"],
+        100
+    );
+}
+
+/// `ToxicGuard::update` changes the live toxic and the guard still removes it.
+#[tokio::test]
+async fn guard_update_changes_the_live_toxic() {
+    let (_server, proxy) = server_with_db().await;
+    let mut guard = proxy
+        .inject(Toxic::latency(Duration::from_millis(100)))
+        .await
+        .unwrap();
+
+    let info = guard
+        .update(ToxicUpdate::new().attribute("latency", 700).toxicity(0.5))
+        .await
+        .unwrap()
+        .clone();
+
+    assert_eq!(info.attributes["latency"], 700);
+    assert_eq!(proxy.toxic(guard.name()).await.unwrap().toxicity, 0.5);
+    guard.remove().await.unwrap();
+    assert!(proxy.toxics().await.unwrap().is_empty());
+}
+
+/// The token is sent as `Authorization: Bearer`, read from the bytes a real socket receives.
+#[tokio::test]
+async fn token_is_sent_as_bearer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed before the headers ended");
+            request.extend_from_slice(&buf[..n]);
+        }
+        let body = "{\"version\":\"2.12.0\"}";
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        socket.write_all(reply.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&request).to_ascii_lowercase()
+    });
+
+    let client = Client::new(&addr.to_string())
+        .unwrap()
+        .with_token(Some("s3cret"));
+    assert_eq!(client.version().await.unwrap(), "2.12.0");
+
+    let request = seen.await.unwrap();
+    assert!(
+        request.contains("\r\nauthorization: bearer s3cret\r\n"),
+        "{request}"
+    );
+}

@@ -6,9 +6,11 @@ mod common;
 use common::{echo_server, round_trip};
 use faultline_client::{Proxy, ProxyConfig, Server, Target, Toxic};
 use std::io::ErrorKind;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Barrier;
 
 /// A server, an echo service and a proxy called `name` in front of it.
 async fn proxied_echo(name: &str) -> (Server, Proxy) {
@@ -225,26 +227,70 @@ async fn targeted_toxic_spares_clients_outside_its_cidrs() {
     assert!(took < Duration::from_millis(1500), "took {took:?}");
 }
 
-/// A toxic given a lifetime removes itself (faultline).
+/// The server's `/events` stream (server-sent events), read until a given event.
+struct Events {
+    response: reqwest::Response,
+    pending: String,
+}
+
+impl Events {
+    /// Subscribes; events from the moment this returns on are seen.
+    async fn subscribe(server: &Server) -> Events {
+        let response = reqwest::get(format!("{}/events", server.url()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        Events {
+            response,
+            pending: String::new(),
+        }
+    }
+
+    /// Waits (at most 10 s) for the next event of type `kind`; returns it.
+    async fn next_of_type(&mut self, kind: &str) -> serde_json::Value {
+        let wait = async {
+            loop {
+                while let Some(end) = self.pending.find("\n\n") {
+                    let block: String = self.pending.drain(..end + 2).collect();
+                    for data in block.lines().filter_map(|l| l.strip_prefix("data: ")) {
+                        let event: serde_json::Value = serde_json::from_str(data).unwrap();
+                        if event["type"] == kind {
+                            return event;
+                        }
+                    }
+                }
+                let chunk = self.response.chunk().await.unwrap();
+                let chunk = chunk.expect("the event stream stays open");
+                self.pending.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} event within 10 s"))
+    }
+}
+
+/// A toxic given a lifetime removes itself once the lifetime is over, and not before
+/// (faultline).
 #[tokio::test]
 async fn toxic_with_a_duration_removes_itself() {
-    let (_server, proxy) = proxied_echo("echo").await;
+    let (server, proxy) = proxied_echo("echo").await;
+    let mut events = Events::subscribe(&server).await;
+    let lifetime = Duration::from_millis(300);
+    let added_at = Instant::now();
     let added = proxy
-        .add_toxic(Toxic::noop().for_duration(Duration::from_millis(300)))
+        .add_toxic(Toxic::noop().for_duration(lifetime))
         .await
         .unwrap();
     let remaining = added.remaining().expect("remaining_ms is reported");
-    assert!(remaining <= Duration::from_millis(300), "{remaining:?}");
+    assert!(remaining <= lifetime, "{remaining:?}");
 
-    let mut gone = false;
-    for _ in 0..100 {
-        if proxy.toxics().await.unwrap().is_empty() {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(gone, "the toxic was still there after 5 s");
+    let expired = events.next_of_type("toxic_expired").await;
+    let lived = added_at.elapsed();
+    assert_eq!(expired["toxic"], added.name.as_str(), "{expired}");
+    assert!(lived >= lifetime, "removed after {lived:?}");
+    assert!(lived < Duration::from_secs(5), "removed after {lived:?}");
+    assert!(proxy.toxics().await.unwrap().is_empty());
 }
 
 /// Tests in one binary each get their own server: same proxy name, no conflict, no leaks.
@@ -270,44 +316,83 @@ async fn servers_in_parallel_are_isolated() {
     assert_eq!(server_b.proxies().await.unwrap().len(), 1);
 }
 
-/// First of two tests that run in parallel with the same proxy name (see the next one).
-#[tokio::test]
-async fn parallel_test_one_sees_only_its_own_toxic() {
-    let (server, proxy) = proxied_echo("parallel").await;
-    proxy
-        .add_toxic(Toxic::latency(Duration::from_millis(100)).name("one"))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let names: Vec<String> = server
-        .proxy("parallel")
-        .await
-        .unwrap()
-        .info()
-        .toxics
-        .iter()
-        .map(|t| t.name.clone())
-        .collect();
-    assert_eq!(names, ["one"]);
+/// What one of two concurrent tests measured through its own proxy.
+struct Measured {
+    reply: Vec<u8>,
+    took: Duration,
+    toxics: Vec<String>,
+    proxies: usize,
 }
 
-/// Second of two tests that run in parallel with the same proxy name.
-#[tokio::test]
-async fn parallel_test_two_sees_only_its_own_toxic() {
+/// Reads the echo of "ping": all four bytes, or fewer followed by end-of-stream.
+async fn read_reply(conn: &mut TcpStream) -> Vec<u8> {
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4];
+    while reply.len() < 4 {
+        match conn.read(&mut chunk[..4 - reply.len()]).await.unwrap() {
+            0 => break,
+            n => reply.extend_from_slice(&chunk[..n]),
+        }
+    }
+    reply
+}
+
+/// One of two concurrent tests: starts its own server with a proxy named "parallel", adds
+/// `toxic`, and measures one exchange through that proxy. The barrier makes both tests pass
+/// each step together, so each server, proxy and toxic is alive while the other test runs.
+async fn concurrent_test(toxic: Toxic, barrier: Arc<Barrier>) -> Measured {
     let (server, proxy) = proxied_echo("parallel").await;
-    proxy
-        .add_toxic(Toxic::bandwidth(100).name("two"))
+    barrier.wait().await;
+    proxy.add_toxic(toxic).await.unwrap();
+    barrier.wait().await;
+
+    let started = Instant::now();
+    let mut conn = TcpStream::connect(proxy.listen_addr().unwrap())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let names: Vec<String> = server
-        .proxy("parallel")
+    conn.write_all(b"ping").await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(10), read_reply(&mut conn))
         .await
-        .unwrap()
-        .info()
-        .toxics
-        .iter()
-        .map(|t| t.name.clone())
-        .collect();
-    assert_eq!(names, ["two"]);
+        .expect("the reply arrived within 10 s");
+    let took = started.elapsed();
+    let toxics = proxy.toxics().await.unwrap();
+    let proxies = server.proxies().await.unwrap().len();
+
+    // Neither server stops before the other test has measured.
+    barrier.wait().await;
+    server.stop().await.unwrap();
+    Measured {
+        reply,
+        took,
+        toxics: toxics.into_iter().map(|t| t.name).collect(),
+        proxies,
+    }
+}
+
+/// Two tests running at the same time, each with its own embedded server and a proxy of the
+/// same name: each one's toxic shapes only its own traffic. One adds 1 s of latency and gets
+/// the whole reply late; the other cuts replies after 2 bytes and gets them cut, but at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_tests_with_one_proxy_name_keep_their_toxics_apart() {
+    let barrier = Arc::new(Barrier::new(2));
+    let delay = Duration::from_millis(1000);
+    let slow = tokio::spawn(concurrent_test(
+        Toxic::latency(delay).name("one"),
+        barrier.clone(),
+    ));
+    let cut = tokio::spawn(concurrent_test(Toxic::limit_data(2).name("two"), barrier));
+    // A panic in either fails the test at once instead of leaving the other at a barrier.
+    let (slow, cut) = tokio::try_join!(slow, cut).unwrap();
+
+    assert_eq!(slow.reply, b"ping", "the other test's limit_data leaked in");
+    assert!(slow.took >= delay, "slow took {:?}", slow.took);
+    assert_eq!((slow.toxics, slow.proxies), (vec!["one".to_string()], 1));
+
+    assert_eq!(cut.reply, b"pi", "the limit_data was not applied");
+    assert!(
+        cut.took < Duration::from_millis(800),
+        "the other test's latency leaked in: {:?}",
+        cut.took
+    );
+    assert_eq!((cut.toxics, cut.proxies), (vec!["two".to_string()], 1));
 }

@@ -37,8 +37,36 @@ struct ProxyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    proxy: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    proxy: String,
+    by: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CutLabels {
     proxy: String,
+    kind: &'static str,
+}
+
+/// The methods `/metrics` answers: every standard one, as Toxiproxy answers any.
+pub const METHODS: axum::routing::MethodFilter = axum::routing::MethodFilter::GET
+    .or(axum::routing::MethodFilter::POST)
+    .or(axum::routing::MethodFilter::PUT)
+    .or(axum::routing::MethodFilter::PATCH)
+    .or(axum::routing::MethodFilter::DELETE)
+    .or(axum::routing::MethodFilter::HEAD)
+    .or(axum::routing::MethodFilter::OPTIONS)
+    .or(axum::routing::MethodFilter::TRACE);
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpFaultLabels {
+    proxy: String,
+    toxic: String,
     kind: &'static str,
 }
 
@@ -50,10 +78,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let sent = Family::<DirectionLabels, Counter>::default();
     let opened = Family::<ProxyLabels, Counter>::default();
     let active = Family::<ProxyLabels, Gauge>::default();
-    let connect_errors = Family::<ProxyLabels, Counter>::default();
+    let connect_errors = Family::<ReasonLabels, Counter>::default();
+    let refused = Family::<RefusedLabels, Counter>::default();
     let toxics = Family::<ProxyLabels, Gauge>::default();
     let enabled = Family::<ProxyLabels, Gauge>::default();
     let cuts = Family::<CutLabels, Counter>::default();
+    let http_faults = Family::<HttpFaultLabels, Counter>::default();
 
     let read = |c: &AtomicU64| ProxyStats::get(c);
     for p in &proxies {
@@ -90,9 +120,22 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         active
             .get_or_create(&labels)
             .set(read(&s.connections_active) as i64);
-        connect_errors
-            .get_or_create(&labels)
-            .inc_by(read(&s.connect_errors));
+        for (reason, count) in s.connect_failures.counts() {
+            connect_errors
+                .get_or_create(&ReasonLabels {
+                    proxy: p.name.clone(),
+                    reason,
+                })
+                .inc_by(count);
+        }
+        for (by, count) in s.refused.counts() {
+            refused
+                .get_or_create(&RefusedLabels {
+                    proxy: p.name.clone(),
+                    by,
+                })
+                .inc_by(count);
+        }
         toxics.get_or_create(&labels).set(p.toxics.len() as i64);
         enabled.get_or_create(&labels).set(i64::from(p.enabled));
         for (kind, counter) in [("close", &s.toxic_closes), ("reset", &s.toxic_resets)] {
@@ -101,6 +144,15 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                 kind,
             })
             .inc_by(read(counter));
+        }
+        for (toxic, kind, n) in s.http_faults() {
+            http_faults
+                .get_or_create(&HttpFaultLabels {
+                    proxy: p.name.clone(),
+                    toxic,
+                    kind,
+                })
+                .inc_by(n);
         }
     }
 
@@ -127,8 +179,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     );
     registry.register(
         "faultline_upstream_connect_errors",
-        "Upstream dials that failed",
+        "Upstream dials that failed, by reason (refused, timeout, reset, other)",
         connect_errors,
+    );
+    registry.register(
+        "faultline_connections_refused",
+        "Clients turned away before the upstream was dialed, by what turned them away",
+        refused,
     );
     registry.register("faultline_toxics", "Toxics configured on the proxy", toxics);
     registry.register(
@@ -150,6 +207,18 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "faultline_toxic_cuts",
         "Connections a toxic closed or reset",
         cuts,
+    );
+    registry.register(
+        "faultline_http_requests_faulted",
+        "HTTP requests an HTTP toxic applied to, per proxy and toxic",
+        http_faults,
+    );
+    let tasks = Gauge::<i64>::default();
+    tasks.set(state.registry.data_plane_tasks() as i64);
+    registry.register(
+        "faultline_runtime_tasks",
+        "Tasks alive on the data plane: accept loops, connections and toxic timers",
+        tasks,
     );
     let mut body = String::new();
     if let Err(e) = encode(&mut body, &registry) {

@@ -1,15 +1,20 @@
 //! The JSON the API reads and writes.
 //!
-//! Reading follows Go's `encoding/json` as Toxiproxy uses it, because clients depend on its
-//! leniency: only the first JSON value of a body counts, field names match case-insensitively,
-//! unknown fields are ignored and `null` means "not given". Writing reproduces Toxiproxy's
-//! objects field for field; faultline's extensions appear only when they are used.
+//! Reading follows Go's `encoding/json` as Toxiproxy uses it where clients depend on it: only
+//! the first JSON value of a body counts, field names match case-insensitively and `null` means
+//! "not given". Unknown fields are refused, or ignored with `--lenient` (see [`super::fields`]).
+//! Writing reproduces Toxiproxy's objects field for field; faultline's extensions appear only
+//! when they are used.
 
 use super::error::ApiError;
+use super::fields::{self, Known, UnknownKeys};
+use crate::http::Protocol;
 use crate::registry::{
-    NewProxy, NewToxic, ProxyChange, ProxyView, Schedule, ToxicChange, ToxicView,
+    HttpChange, HttpSettings, NewProxy, NewToxic, ProxyChange, ProxyView, Schedule, ToxicChange,
+    ToxicView, DEFAULT_CONNECT_TIMEOUT,
 };
 use crate::target::Target;
+use crate::toxics::{self, ToxicType};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -26,29 +31,44 @@ pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// The fields of a JSON object, looked up as Go does.
-struct Fields<'a> {
+pub(super) struct Fields<'a> {
     map: Option<&'a Map<String, Value>>,
-    /// Go's name for the target type, for error messages.
+    /// What the object is called in error messages (`proxy`, `toxic`).
     owner: &'static str,
+    policy: UnknownKeys,
 }
 
 impl<'a> Fields<'a> {
-    fn of(value: &'a Value, owner: &'static str) -> Result<Self, ApiError> {
+    /// The fields of `value`, after checking it carries only `known` keys.
+    pub(super) fn of(
+        value: &'a Value,
+        known: &Known,
+        policy: UnknownKeys,
+    ) -> Result<Self, ApiError> {
+        let owner = known.object;
         match value {
-            Value::Object(map) => Ok(Fields {
-                map: Some(map),
+            Value::Object(map) => {
+                fields::check(map, known, policy)?;
+                Ok(Fields {
+                    map: Some(map),
+                    owner,
+                    policy,
+                })
+            }
+            Value::Null => Ok(Fields {
+                map: None,
                 owner,
+                policy,
             }),
-            Value::Null => Ok(Fields { map: None, owner }),
             other => Err(ApiError::BadBody(format!(
-                "json: cannot unmarshal {} into Go value of type {owner}",
+                "a {owner} must be a JSON object, got {}",
                 json_kind(other)
             ))),
         }
     }
 
     /// The value of `key`: an exact match first, then a case-insensitive one. `null` is absent.
-    fn get(&self, key: &str) -> Option<&'a Value> {
+    pub(super) fn get(&self, key: &str) -> Option<&'a Value> {
         let map = self.map?;
         map.get(key)
             .or_else(|| {
@@ -65,27 +85,27 @@ impl<'a> Fields<'a> {
             .is_some_and(|m| m.keys().any(|k| k.eq_ignore_ascii_case(key)))
     }
 
-    fn mismatch(&self, key: &str, value: &Value, go_type: &str) -> ApiError {
+    pub(super) fn mismatch(&self, key: &str, value: &Value, expected: &str) -> ApiError {
         ApiError::BadBody(format!(
-            "json: cannot unmarshal {} into Go struct field {}.{key} of type {go_type}",
-            json_kind(value),
-            self.owner
+            "field \"{key}\" of {} must be {expected}, got {}",
+            self.owner,
+            json_kind(value)
         ))
     }
 
-    fn string(&self, key: &str) -> Result<Option<String>, ApiError> {
+    pub(super) fn string(&self, key: &str) -> Result<Option<String>, ApiError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(self.mismatch(key, other, "string")),
+            Some(other) => Err(self.mismatch(key, other, "a string")),
         }
     }
 
-    fn bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
+    pub(super) fn bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.mismatch(key, other, "bool")),
+            Some(other) => Err(self.mismatch(key, other, "true or false")),
         }
     }
 
@@ -93,7 +113,7 @@ impl<'a> Fields<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Number(n)) => Ok(n.as_f64().map(|f| f as f32)),
-            Some(other) => Err(self.mismatch(key, other, "float32")),
+            Some(other) => Err(self.mismatch(key, other, "a number")),
         }
     }
 
@@ -103,7 +123,8 @@ impl<'a> Fields<'a> {
             Some(v) => match v.as_u64() {
                 Some(ms) => Ok(Some(Duration::from_millis(ms))),
                 None => Err(ApiError::BadBody(format!(
-                    "{key} must be a whole number of milliseconds"
+                    "field \"{key}\" of {} must be a whole number of milliseconds, got {v}",
+                    self.owner
                 ))),
             },
         }
@@ -113,15 +134,40 @@ impl<'a> Fields<'a> {
         self.get(key).cloned().unwrap_or(Value::Null)
     }
 
+    fn protocol(&self) -> Result<Option<Protocol>, ApiError> {
+        self.string("protocol")?
+            .map(|p| Protocol::parse(&p).map_err(ApiError::BadBody))
+            .transpose()
+    }
+
+    /// faultline's HTTP fields of a proxy: `protocol`, `upstream_tls`, `upstream_sni`.
+    fn http_change(&self) -> Result<HttpChange, ApiError> {
+        Ok(HttpChange {
+            protocol: self.protocol()?,
+            upstream_tls: self.bool("upstream_tls")?,
+            upstream_sni: self.string("upstream_sni")?,
+        })
+    }
+
+    /// `target`, its keys checked like any object's: in lenient mode the unknown ones are
+    /// dropped (with a warning) before it is read.
     fn target(&self) -> Result<Option<Target>, ApiError> {
-        Target::from_json(&self.raw("target")).map_err(ApiError::BadBody)
+        let mut raw = self.raw("target");
+        if let Value::Object(map) = &mut raw {
+            fields::check(map, &fields::TARGET, self.policy)?;
+            map.retain(|key, _| {
+                let known = fields::TARGET.fields.iter().chain(fields::TARGET.tolerated);
+                known.into_iter().any(|name| name.eq_ignore_ascii_case(key))
+            });
+        }
+        Target::from_json(&raw).map_err(ApiError::BadBody)
     }
 
     fn schedule(&self) -> Result<Option<Schedule>, ApiError> {
         let Some(value) = self.get("schedule") else {
             return Ok(None);
         };
-        let fields = Fields::of(value, "Schedule")?;
+        let fields = Fields::of(value, &fields::SCHEDULE, self.policy)?;
         let bad = || ApiError::BadBody("schedule needs on_ms and off_ms".into());
         Ok(Some(Schedule {
             on: fields.millis("on_ms")?.ok_or_else(bad)?,
@@ -130,51 +176,66 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
+/// A JSON value's kind, with its article, for messages.
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
 /// `POST /proxies` and each `/populate` item.
-pub fn new_proxy(value: &Value) -> Result<NewProxy, ApiError> {
-    let f = Fields::of(value, "Proxy")?;
+pub fn new_proxy(value: &Value, policy: UnknownKeys) -> Result<NewProxy, ApiError> {
+    let f = Fields::of(value, &fields::PROXY, policy)?;
     Ok(NewProxy {
         name: f.string("name")?.unwrap_or_default(),
         listen: f.string("listen")?.unwrap_or_default(),
         upstream: f.string("upstream")?.unwrap_or_default(),
         enabled: f.bool("enabled")?.unwrap_or(true),
+        connect_timeout: f.millis("connect_timeout_ms")?,
+        http: {
+            let change = f.http_change()?;
+            HttpSettings {
+                protocol: change.protocol.unwrap_or_default(),
+                upstream_tls: change.upstream_tls.unwrap_or(false),
+                upstream_sni: change.upstream_sni.filter(|s| !s.is_empty()),
+            }
+        },
     })
 }
 
 /// The toxics a config file may list for a proxy (a faultline extension).
-pub fn proxy_toxics(value: &Value) -> Result<Vec<NewToxic>, ApiError> {
-    let f = Fields::of(value, "Proxy")?;
+pub fn proxy_toxics(value: &Value, policy: UnknownKeys) -> Result<Vec<NewToxic>, ApiError> {
+    let f = Fields::of(value, &fields::PROXY, policy)?;
     match f.get("toxics") {
         None => Ok(Vec::new()),
-        Some(Value::Array(items)) => items.iter().map(new_toxic).collect(),
-        Some(other) => Err(f.mismatch("toxics", other, "[]Toxic")),
+        Some(Value::Array(items)) => items.iter().map(|t| new_toxic(t, policy)).collect(),
+        Some(other) => Err(f.mismatch("toxics", other, "a list of toxics")),
     }
 }
 
 /// `POST/PATCH /proxies/{proxy}`.
-pub fn proxy_change(value: &Value) -> Result<ProxyChange, ApiError> {
-    let f = Fields::of(value, "Proxy")?;
+pub fn proxy_change(value: &Value, policy: UnknownKeys) -> Result<ProxyChange, ApiError> {
+    let f = Fields::of(value, &fields::PROXY, policy)?;
+    // A proxy cannot be renamed, so `name` is ignored, but like Toxiproxy (whose decoder reads
+    // the whole object) a name of the wrong type is refused.
+    f.string("name")?;
     Ok(ProxyChange {
         listen: f.string("listen")?,
         upstream: f.string("upstream")?,
         enabled: f.bool("enabled")?,
+        connect_timeout: f.millis("connect_timeout_ms")?,
+        http: f.http_change()?,
     })
 }
 
 /// `POST /proxies/{proxy}/toxics`.
-pub fn new_toxic(value: &Value) -> Result<NewToxic, ApiError> {
-    let f = Fields::of(value, "Toxic")?;
+pub fn new_toxic(value: &Value, policy: UnknownKeys) -> Result<NewToxic, ApiError> {
+    let f = Fields::of(value, &fields::TOXIC, policy)?;
     // Toxiproxy: an absent or null stream means downstream, but "" is invalid.
     let stream = match f.map.and_then(|m| {
         m.iter()
@@ -183,11 +244,16 @@ pub fn new_toxic(value: &Value) -> Result<NewToxic, ApiError> {
     }) {
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Null) | None => None,
-        Some(other) => return Err(f.mismatch("stream", other, "string")),
+        Some(other) => return Err(f.mismatch("stream", other, "a string")),
     };
+    let kind = f.string("type")?;
+    // An unknown type is reported by the registry, in Toxiproxy's order of checks.
+    if let Some(toxic_type) = kind.as_deref().and_then(toxics::lookup) {
+        fields::check_attributes(&f.raw("attributes"), toxic_type, policy)?;
+    }
     Ok(NewToxic {
         name: f.string("name")?,
-        kind: f.string("type")?,
+        kind,
         stream,
         toxicity: f.float("toxicity")?,
         attributes: f.raw("attributes"),
@@ -197,9 +263,18 @@ pub fn new_toxic(value: &Value) -> Result<NewToxic, ApiError> {
     })
 }
 
-/// `POST/PATCH /proxies/{proxy}/toxics/{toxic}`.
-pub fn toxic_change(value: &Value) -> Result<ToxicChange, ApiError> {
-    let f = Fields::of(value, "Toxic")?;
+/// `POST/PATCH /proxies/{proxy}/toxics/{toxic}` of a toxic of type `kind`.
+pub fn toxic_change(
+    value: &Value,
+    kind: &ToxicType,
+    policy: UnknownKeys,
+) -> Result<ToxicChange, ApiError> {
+    let f = Fields::of(value, &fields::TOXIC, policy)?;
+    // A toxic's name, type and stream cannot change; they are ignored, but must be strings.
+    for ignored in ["name", "type", "stream"] {
+        f.string(ignored)?;
+    }
+    fields::check_attributes(&f.raw("attributes"), kind, policy)?;
     let optional = |present: bool| present.then_some(());
     Ok(ToxicChange {
         toxicity: f.float("toxicity")?,
@@ -222,6 +297,16 @@ pub struct ProxyJson<'a> {
     pub upstream: &'a str,
     pub enabled: bool,
     pub toxics: Vec<ToxicJson<'a>>,
+    /// faultline: shown only when it differs from the default, so Toxiproxy's objects stay
+    /// field for field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
+    /// faultline: `tcp` or `http`, always shown (Toxiproxy clients ignore it).
+    pub protocol: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub upstream_tls: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_sni: Option<&'a str>,
 }
 
 impl<'a> From<&'a ProxyView> for ProxyJson<'a> {
@@ -232,6 +317,11 @@ impl<'a> From<&'a ProxyView> for ProxyJson<'a> {
             upstream: &p.upstream,
             enabled: p.enabled,
             toxics: p.toxics.iter().map(ToxicJson::from).collect(),
+            connect_timeout_ms: (p.connect_timeout != DEFAULT_CONNECT_TIMEOUT)
+                .then_some(p.connect_timeout.as_millis() as u64),
+            protocol: p.http.protocol.as_str(),
+            upstream_tls: p.http.upstream_tls,
+            upstream_sni: p.http.upstream_sni.as_deref(),
         }
     }
 }
@@ -299,18 +389,24 @@ mod tests {
         assert!(parse_body(b"{").is_err());
     }
 
-    /// Field names are case-insensitive; wrong types name the Go field.
+    /// Field names are case-insensitive; wrong types name the field and the expected type.
     #[test]
     fn go_like_fields() {
-        let p = new_proxy(&json!({"Name": "a", "UPSTREAM": "b:1"})).unwrap();
+        let p = new_proxy(
+            &json!({"Name": "a", "UPSTREAM": "b:1"}),
+            UnknownKeys::Reject,
+        )
+        .unwrap();
         assert_eq!(
             (p.name.as_str(), p.upstream.as_str(), p.enabled),
             ("a", "b:1", true)
         );
-        let err = new_proxy(&json!({"name": 5})).unwrap_err().to_string();
+        let err = new_proxy(&json!({"name": 5}), UnknownKeys::Reject)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
-            "bad request body: json: cannot unmarshal number into Go struct field Proxy.name of type string"
+            "bad request body: field \"name\" of proxy must be a string, got a number"
         );
     }
 

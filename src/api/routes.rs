@@ -5,6 +5,7 @@ use super::error::ApiError;
 use super::models::{self, ProxyJson, ToxicJson};
 use super::AppState;
 use crate::proxy::ProxyStats;
+use crate::{registry, toxics};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -32,18 +33,23 @@ pub async fn list_proxies(State(state): State<AppState>) -> ApiResult {
 }
 
 pub async fn create_proxy(State(state): State<AppState>, body: Bytes) -> ApiResult {
-    let new = models::new_proxy(&models::parse_body(&body)?)?;
+    let new = models::new_proxy(&models::parse_body(&body)?, state.options.unknown_keys)?;
     let proxy = state.registry.create(new).await?;
     Ok((StatusCode::CREATED, Json(ProxyJson::from(&proxy))).into_response())
 }
 
 pub async fn populate(State(state): State<AppState>, body: Bytes) -> Response {
+    let policy = state.options.unknown_keys;
     let parsed = models::parse_body(&body).and_then(|value| match value {
-        Value::Array(items) => items.iter().map(models::new_proxy).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| models::new_proxy(item, policy))
+            .collect(),
         Value::Null => Ok(Vec::new()),
-        _ => Err(ApiError::BadBody(
-            "json: cannot unmarshal object into Go value of type []api.proxy".into(),
-        )),
+        other => Err(ApiError::BadBody(format!(
+            "populate expects a JSON array of proxies, got {}",
+            models::json_kind(&other)
+        ))),
     });
     let list = match parsed {
         Ok(list) => list,
@@ -62,7 +68,7 @@ pub async fn populate(State(state): State<AppState>, body: Bytes) -> Response {
 fn populate_error(error: ApiError, proxies: Vec<Value>) -> Response {
     let mut body = error.body();
     body["proxies"] = Value::Array(proxies);
-    (error.status(), Json(body)).into_response()
+    error.respond(body)
 }
 
 pub async fn get_proxy(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
@@ -77,7 +83,7 @@ pub async fn update_proxy(
 ) -> ApiResult {
     // Toxiproxy checks the proxy exists before reading the body.
     state.registry.get(&name).await?;
-    let change = models::proxy_change(&models::parse_body(&body)?)?;
+    let change = models::proxy_change(&models::parse_body(&body)?, state.options.unknown_keys)?;
     let proxy = state.registry.update(&name, change).await?;
     Ok(Json(ProxyJson::from(&proxy)).into_response())
 }
@@ -104,8 +110,16 @@ pub async fn create_toxic(
     body: Bytes,
 ) -> ApiResult {
     state.registry.get(&name).await?;
-    let new = models::new_toxic(&models::parse_body(&body)?)?;
-    let toxic = state.registry.add_toxic(&name, new).await?;
+    let new = models::new_toxic(&models::parse_body(&body)?, state.options.unknown_keys)?;
+    let kind = new.kind.clone();
+    let toxic = state
+        .registry
+        .add_toxic(&name, new)
+        .await
+        .map_err(|e| match e {
+            registry::Error::InvalidToxicType => ApiError::InvalidToxicType(kind),
+            other => other.into(),
+        })?;
     Ok(Json(ToxicJson::from(&toxic)).into_response())
 }
 
@@ -122,8 +136,13 @@ pub async fn update_toxic(
     Path((proxy, toxic)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult {
-    state.registry.toxic(&proxy, &toxic).await?;
-    let change = models::toxic_change(&models::parse_body(&body)?)?;
+    let current = state.registry.toxic(&proxy, &toxic).await?;
+    let kind = toxics::lookup(current.kind).ok_or(registry::Error::InvalidToxicType)?;
+    let change = models::toxic_change(
+        &models::parse_body(&body)?,
+        kind,
+        state.options.unknown_keys,
+    )?;
     let toxic = state.registry.update_toxic(&proxy, &toxic, change).await?;
     Ok(Json(ToxicJson::from(&toxic)).into_response())
 }
@@ -136,7 +155,8 @@ pub async fn delete_toxic(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Exactly Toxiproxy's body, spacing included; faultline's own version goes in a header.
+/// Toxiproxy's body (clients parse `version`, some compare its start byte for byte), plus
+/// faultline's own version in a `faultline` field and a header.
 pub async fn version() -> Response {
     (
         [
@@ -146,7 +166,10 @@ pub async fn version() -> Response {
                 env!("CARGO_PKG_VERSION"),
             ),
         ],
-        format!("{{\"version\": \"{TOXIPROXY_VERSION}\"}}\n"),
+        format!(
+            "{{\"version\": \"{TOXIPROXY_VERSION}\", \"faultline\": \"{}\"}}\n",
+            env!("CARGO_PKG_VERSION")
+        ),
     )
         .into_response()
 }
@@ -170,8 +193,20 @@ pub async fn proxy_stats(State(state): State<AppState>, Path(name): Path<String>
         "connect_errors": ProxyStats::get(&s.connect_errors),
         "toxic_closes": ProxyStats::get(&s.toxic_closes),
         "toxic_resets": ProxyStats::get(&s.toxic_resets),
+        "connections_refused": s
+            .refused
+            .counts()
+            .into_iter()
+            .map(|(by, n)| (by.to_string(), json!(n)))
+            .collect::<serde_json::Map<_, _>>(),
+        "read_ahead_bytes": s.read_ahead.used(),
         "upstream": direction(&s.upstream),
         "downstream": direction(&s.downstream),
+        "http_faults": s
+            .http_faults()
+            .into_iter()
+            .map(|(toxic, kind, n)| (toxic, json!({"type": kind, "requests": n})))
+            .collect::<serde_json::Map<_, _>>(),
     }))
     .into_response())
 }
@@ -204,4 +239,10 @@ pub async fn events(State(state): State<AppState>) -> Response {
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
+}
+
+/// The OpenAPI 3.1 description of this API (also kept in the repository as
+/// `docs/openapi.json`).
+pub async fn openapi() -> Response {
+    Json(super::openapi::document()).into_response()
 }

@@ -2,23 +2,32 @@
 //!
 //! - [`listener`] accepts clients for one proxy until its shutdown token fires;
 //! - [`connection`] dials the upstream for one client and runs both directions;
-//! - [`pipeline`] is one direction of one connection: read, apply the toxic chain, write.
+//! - [`descriptors`] refuses clients promptly when the process is out of file descriptors;
+//! - [`pipeline`] is one direction of one connection: read, apply the toxic chain, write; it
+//!   drives [`flow`], the sans-IO core that decides what is due when (holding its pieces in
+//!   [`queue`]s), and [`precise`] sleeps until those instants.
 //!
 //! The control plane talks to running connections only through [`Chains`] (one watch channel
 //! per direction carrying the current toxic chain) and cancellation tokens; nothing here knows
 //! about HTTP or about any particular toxic.
 
 pub mod connection;
+pub mod descriptors;
+pub mod flow;
 pub mod listener;
 pub mod pipeline;
+pub mod precise;
+pub mod queue;
 pub mod stats;
 
+use crate::hash::fnv1a_str;
 use crate::toxics::ToxicSpec;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
+use tokio::sync::futures::Notified;
+use tokio::sync::{watch, Notify};
 
 pub use stats::{DirectionStats, ProxyStats};
 
@@ -80,6 +89,9 @@ pub type Chain = Arc<[Stage]>;
 pub struct Chains {
     upstream: watch::Sender<Chain>,
     downstream: watch::Sender<Chain>,
+    /// Notified after either chain changes: one small waiter per connection wakes it, and its
+    /// halves see which chain changed through their receivers.
+    changed: Notify,
 }
 
 impl Default for Chains {
@@ -87,6 +99,7 @@ impl Default for Chains {
         Chains {
             upstream: watch::Sender::new(Arc::from(Vec::new())),
             downstream: watch::Sender::new(Arc::from(Vec::new())),
+            changed: Notify::new(),
         }
     }
 }
@@ -102,6 +115,13 @@ impl Chains {
     /// Publishes a new chain; live connections switch to it without losing a byte.
     pub fn publish(&self, direction: Direction, chain: Vec<Stage>) {
         self.sender(direction).send_replace(Arc::from(chain));
+        self.changed.notify_waiters();
+    }
+
+    /// Resolves after the next change of either chain. Wait on it before looking at the
+    /// receivers, so no change falls between the look and the wait.
+    pub fn changed(&self) -> Notified<'_> {
+        self.changed.notified()
     }
 
     pub fn subscribe(&self, direction: Direction) -> watch::Receiver<Chain> {
@@ -109,30 +129,40 @@ impl Chains {
     }
 }
 
-/// Seeds each connection's random source: from `--seed` (reproducible, in accept order) or
-/// from the OS.
+/// Seeds each connection's random source, and each HTTP request's: from `--seed`
+/// (reproducible, in accept order and in request order) or from the OS. Requests have their
+/// own sequence, so which requests are faulted does not depend on how a client spreads them
+/// over connections.
 #[derive(Debug)]
-pub struct Seeds(Mutex<SmallRng>);
+pub struct Seeds {
+    connections: Mutex<SmallRng>,
+    requests: Mutex<SmallRng>,
+}
 
 impl Seeds {
     pub fn new(seed: Option<u64>, proxy_name: &str) -> Self {
-        let rng = match seed {
-            Some(seed) => SmallRng::seed_from_u64(seed ^ fnv1a_str(proxy_name)),
+        let rng = |salt: u64| match seed {
+            Some(seed) => SmallRng::seed_from_u64(seed ^ fnv1a_str(proxy_name) ^ salt),
             None => SmallRng::from_os_rng(),
         };
-        Seeds(Mutex::new(rng))
+        Seeds {
+            connections: Mutex::new(rng(0)),
+            requests: Mutex::new(rng(fnv1a_str("http requests"))),
+        }
     }
 
     /// A random source for the next connection.
     pub fn next_rng(&self) -> SmallRng {
-        let mut base = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Self::next(&self.connections)
+    }
+
+    /// A random source for the next HTTP request the proxy reads.
+    pub fn next_request_rng(&self) -> SmallRng {
+        Self::next(&self.requests)
+    }
+
+    fn next(base: &Mutex<SmallRng>) -> SmallRng {
+        let mut base = base.lock().unwrap_or_else(|e| e.into_inner());
         SmallRng::from_rng(&mut *base)
     }
-}
-
-/// A stable hash (std's hasher is randomly keyed per process, which would defeat `--seed`).
-pub(crate) fn fnv1a_str(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    })
 }

@@ -1,48 +1,53 @@
-//! One direction of one proxied connection: read from the source socket, pass the bytes through
-//! the toxic chain, write them to the destination socket when they are due.
+//! One direction of one proxied connection: the async driver around [`Flow`], which decides
+//! everything (what the chain makes of the bytes, what is due when, how much may be read).
 //!
-//! A [`Half`] reads only while what it holds is under a budget (backpressure: a slow reader
-//! slows the writer), applies the chain lazily (a piece enters the chain once everything before
-//! it has been written), and propagates end-of-stream to its destination only (half-close).
-//! Delays are release instants, so while one piece waits the half keeps reading the next ones:
-//! a latency toxic adds latency without cutting throughput.
+//! The driver reads from the source only while the flow allows it (backpressure: a slow reader
+//! slows the writer, and a read never takes more than the budget left), writes what is due,
+//! sleeps until the next instant the flow names, and watches the proxy's chain for changes. It
+//! propagates end-of-stream to its destination only (half-close). It works over any
+//! `AsyncRead`/`AsyncWrite` pair: plain TCP halves, or the streams of a protocol layer.
 //!
-//! When the chain changes, pieces the old chain was holding are released at once (as Toxiproxy
-//! does when a toxic is interrupted), everything not yet processed goes through the new chain,
-//! and toxics that did not change keep their state: no byte is lost, duplicated or reordered.
+//! Connections hold no read buffer: reads land on the stack. With no toxic acting, a read is
+//! written on from there at once and only what the destination does not take is kept (as
+//! HAProxy holds only what it could not forward); through a toxic, small reads are copied out
+//! at their exact size, and only a stream in bulk keeps a buffer, given back when it pauses.
 
+use super::flow::{Flow, Next, ReadAheadPool};
+use super::precise;
 use super::stats::{DirectionStats, ProxyStats};
-use super::{Chain, Direction, Stage as StageSpec};
-use crate::toxics::{Cut, Piece, Toxic};
-use bytes::BytesMut;
+use super::{Chain, Chains, Direction};
+use crate::toxics::Cut;
+use bytes::{Bytes, BytesMut};
+use futures_util::task::AtomicWaker;
 use rand::rngs::SmallRng;
-use rand::Rng;
-use socket2::SockRef;
-use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
-use std::mem;
-use std::net::{IpAddr, Shutdown};
+use std::mem::MaybeUninit;
+use std::pin::pin;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::Poll;
-use std::time::{Duration, Instant};
-use tokio::net::tcp::ReadHalf;
-use tokio::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll, Wake, Waker};
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio_util::io::poll_read_buf;
-use tokio_util::sync::{CancellationToken, ReusableBoxFuture};
+use tokio_util::sync::CancellationToken;
 
-/// Bytes read per system call; a stream in bulk reads more per call, so it makes fewer.
-const READ_SIZE: usize = 32 * 1024;
-const BULK_READ_SIZE: usize = 1024 * 1024;
-/// The resolution of tokio's timer.
-const TIMER_TICK: Duration = Duration::from_millis(1);
-/// What a half may hold with no toxic asking for more: enough to keep both sockets busy.
-const BASE_BUDGET: usize = 64 * 1024;
+pub use super::flow::{applies, Peer};
+
+/// Bytes read per call onto the stack: everything a direction with no toxic reads (written on
+/// from there), and messages while they are small (then copied out at their size).
+const STACK_READ: usize = 64 * 1024;
+/// Bytes read per call by a stream in bulk through a toxic, into a buffer kept while the bulk
+/// lasts (the pieces share it, with no copy).
+const BULK_READ: usize = 256 * 1024;
 
 /// How the whole connection ends, shared by its two halves.
 #[derive(Debug)]
 pub struct ConnectionControl {
+    /// Cancelled when the proxy stops: shared by all its connections, so a cut never
+    /// cancels it (a cut is seen by [`ConnectionControl::run`] in the task that made it).
     token: CancellationToken,
     /// 0: not cut, 1: close, 2: reset.
     cut: AtomicU8,
@@ -56,14 +61,48 @@ impl ConnectionControl {
         }
     }
 
-    /// Ends both directions at once; a reset wins over a close.
+    /// Ends both directions at once; a reset wins over a close. Called only from inside the
+    /// connection's [`ConnectionControl::run`], which ends as soon as the call returns to it.
     pub fn cut(&self, cut: Cut) {
         let code = match cut {
             Cut::Close => 1,
             Cut::Reset => 2,
         };
         self.cut.fetch_max(code, Ordering::AcqRel);
-        self.token.cancel();
+    }
+
+    /// Runs the halves of one connection (joined in `directions`) until they end, a half
+    /// cuts the connection, or its proxy stops; then the halves are dropped where they are.
+    ///
+    /// This is the one place that waits for the connection's signals: the proxy stopping and
+    /// either chain of `chains` changing. Both are shared by every connection of the proxy,
+    /// and polling them takes a lock they share, so they are polled only when they fired (a
+    /// `Signals` waker says so), not on every wake-up of the connection. A changed chain
+    /// wakes the connection, and each half takes the change on its next turn.
+    pub async fn run<F: Future<Output = ()>>(&self, chains: &Chains, directions: F) {
+        let signals = Arc::new(Signals::default());
+        let signal_waker = Waker::from(signals.clone());
+        let mut cancelled = pin!(self.token.cancelled());
+        // Halves look at their chains on every turn, after this waiter is registered (the
+        // first turn comes after the first poll below), so no change is missed.
+        let mut changed = pin!(chains.changed());
+        let mut directions = pin!(directions);
+        std::future::poll_fn(|cx| {
+            if signals.fired(cx) {
+                let mut signal_cx = Context::from_waker(&signal_waker);
+                if cancelled.as_mut().poll(&mut signal_cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                while changed.as_mut().poll(&mut signal_cx).is_ready() {
+                    changed.set(chains.changed());
+                }
+            }
+            if directions.as_mut().poll(cx).is_ready() || self.outcome().is_some() {
+                return Poll::Ready(());
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// How a toxic or a failure ended the connection, if one did.
@@ -76,104 +115,57 @@ impl ConnectionControl {
     }
 }
 
-/// Who this connection is, for toxics that target some connections only.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer {
-    pub ip: IpAddr,
-    /// Drawn once per connection, so fraction targeting is stable for its whole life.
-    pub draw: u64,
+/// Records that a connection's shared signals fired, and wakes the connection's task.
+#[derive(Debug)]
+struct Signals {
+    fired: AtomicBool,
+    task: AtomicWaker,
 }
 
-struct Stage {
-    name: std::sync::Arc<str>,
-    revision: u64,
-    toxic: Box<dyn Toxic>,
-    /// Toxicity and targeting, decided when the toxic attached or was last updated.
-    active: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    /// The source is still open.
-    Open,
-    /// The source ended at this instant; the end has not been through the chain yet.
-    Read(Instant),
-    /// The end passes on to the destination at this instant.
-    Due(Instant),
-}
-
-/// Whether a toxic applies to a connection: its target must select it, then a roll against
-/// its toxicity.
-pub fn applies(stage: &StageSpec, peer: Peer, rng: &mut SmallRng) -> bool {
-    if let Some(target) = &stage.target {
-        if !target.selects(peer.ip, peer.draw, &stage.name) {
-            return false;
+impl Default for Signals {
+    fn default() -> Self {
+        // Fired at first, so the signals are polled (and their waiters registered) once.
+        Signals {
+            fired: AtomicBool::new(true),
+            task: AtomicWaker::new(),
         }
     }
-    rng.random::<f32>() < stage.toxicity
 }
 
-/// Waits for chain changes with one long-lived future, so the pipeline's loop does not
-/// register and unregister a waiter on every turn.
-struct ChainWatch {
-    current: Chain,
-    next: ReusableBoxFuture<'static, (bool, watch::Receiver<Chain>)>,
-    /// False once the proxy is gone and its chains can no longer change.
-    live: bool,
+impl Signals {
+    /// Registers the task's waker and says whether a signal fired since the last call.
+    fn fired(&self, cx: &Context<'_>) -> bool {
+        self.task.register(cx.waker());
+        self.fired.swap(false, Ordering::AcqRel)
+    }
 }
 
-async fn wait_for_change(mut rx: watch::Receiver<Chain>) -> (bool, watch::Receiver<Chain>) {
-    let changed = rx.changed().await.is_ok();
-    (changed, rx)
-}
-
-impl ChainWatch {
-    fn new(mut rx: watch::Receiver<Chain>) -> Self {
-        let current = rx.borrow_and_update().clone();
-        ChainWatch {
-            current,
-            next: ReusableBoxFuture::new(wait_for_change(rx)),
-            live: true,
-        }
+impl Wake for Signals {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
     }
 
-    /// Resolves to true with the new chain in `current`, or false when the proxy is gone.
-    async fn changed(&mut self) -> bool {
-        let (changed, mut rx) = (&mut self.next).await;
-        if changed {
-            self.current = rx.borrow_and_update().clone();
-        } else {
-            self.live = false;
-        }
-        self.next.set(wait_for_change(rx));
-        changed
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        self.task.wake();
     }
 }
 
 /// One direction of a connection.
 pub struct Half<'a> {
-    direction: Direction,
-    chain: ChainWatch,
-    stages: Vec<Stage>,
-    rng: SmallRng,
-    peer: Peer,
+    flow: Flow,
+    /// The proxy's chain for this direction. A change is seen with an atomic load on every
+    /// turn; what wakes the connection for it is [`ConnectionControl::run`].
+    chain: watch::Receiver<Chain>,
     stats: &'a DirectionStats,
     proxy_stats: &'a ProxyStats,
-    /// Bytes read but not yet through the chain.
-    input: VecDeque<Piece>,
-    input_bytes: usize,
-    /// Pieces through the chain, waiting for their release instant.
-    output: VecDeque<Piece>,
-    output_bytes: usize,
-    /// When the last whole piece was written, for pieces that keep a gap after it.
-    last_write: Option<Instant>,
-    end: End,
-    /// A toxic decided to end the connection once `output` is written.
-    cut_after_output: Option<Cut>,
-    /// Reused buffers for running pieces through the chain.
-    scratch: (Vec<Piece>, Vec<Piece>),
+    pool: &'a ReadAheadPool,
+    /// Kept only while a stream in bulk goes through a toxic.
     read_buf: BytesMut,
-    /// The last read filled the buffer: more is probably coming, keep the buffer.
+    /// Sleeps until the next instant the flow names; created on first need, so an idle
+    /// connection with no toxic holds no timer.
+    timer: Option<Box<precise::Sleep>>,
+    /// The last read filled what it asked for: more is probably coming.
     bulk: bool,
 }
 
@@ -181,360 +173,222 @@ pub struct Half<'a> {
 enum Stop {
     /// End-of-stream was passed on to the destination.
     Finished,
-    /// The connection is being torn down (by the other half, a toxic or the proxy).
-    Cancelled,
+    /// A toxic cut the connection.
+    Cut,
 }
 
 impl<'a> Half<'a> {
     pub fn new(
         direction: Direction,
-        chain_rx: watch::Receiver<Chain>,
+        mut chain: watch::Receiver<Chain>,
         rng: SmallRng,
         peer: Peer,
         proxy_stats: &'a ProxyStats,
     ) -> Self {
-        let mut half = Half {
-            direction,
-            chain: ChainWatch::new(chain_rx),
-            stages: Vec::new(),
-            rng,
-            peer,
+        let current = chain.borrow_and_update().clone();
+        let flow = Flow::new(direction, &current, rng, peer, Instant::now());
+        Half {
+            flow,
+            chain,
             stats: proxy_stats.direction(direction),
             proxy_stats,
-            input: VecDeque::new(),
-            input_bytes: 0,
-            output: VecDeque::new(),
-            output_bytes: 0,
-            last_write: None,
-            end: End::Open,
-            cut_after_output: None,
-            scratch: (Vec::new(), Vec::new()),
+            pool: &proxy_stats.read_ahead,
             read_buf: BytesMut::new(),
+            timer: None,
             bulk: false,
-        };
-        let chain = half.chain.current.clone();
-        half.rebuild(&chain);
-        half
+        }
     }
 
     /// Moves bytes from `src` to `dst` until end-of-stream has been passed on, or the
-    /// connection is cut. A failure on either socket resets the whole connection.
-    pub async fn run(
-        &mut self,
-        src: &mut ReadHalf<'_>,
-        dst: &TcpStream,
-        control: &ConnectionControl,
-    ) {
-        match self.pump(src, dst, control).await {
+    /// connection is cut. A failure on either side resets the whole connection. It does not
+    /// watch for the connection ending otherwise: run the halves inside
+    /// [`ConnectionControl::run`], which drops them when it ends.
+    pub async fn run<R, W>(&mut self, src: &mut R, dst: &mut W, control: &ConnectionControl)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let result = self.pump(src, dst, control).await;
+        self.release();
+        match result {
             Ok(Stop::Finished) => {
-                tracing::debug!(direction = %self.direction, "end of stream passed on");
+                tracing::debug!(direction = %self.flow.direction(), "end of stream passed on");
             }
-            Ok(Stop::Cancelled) => {}
+            Ok(Stop::Cut) => {}
             Err(error) => {
-                tracing::debug!(direction = %self.direction, %error, "connection failed");
+                tracing::debug!(direction = %self.flow.direction(), %error, "connection failed");
                 control.cut(Cut::Reset);
             }
         }
     }
 
-    async fn pump(
+    /// Runs the direction to its end: [`Half::poll_pump`] until end-of-stream is due or a
+    /// toxic cuts, then the half-close.
+    async fn pump<R, W>(
         &mut self,
-        src: &mut ReadHalf<'_>,
-        dst: &TcpStream,
+        src: &mut R,
+        dst: &mut W,
         control: &ConnectionControl,
-    ) -> io::Result<Stop> {
-        let cancelled = control.token.cancelled();
-        tokio::pin!(cancelled);
-        let timer = tokio::time::sleep_until(crate::toxics::far_future(Instant::now()).into());
-        tokio::pin!(timer);
+    ) -> io::Result<Stop>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let stop = std::future::poll_fn(|cx| self.poll_pump(cx, src, dst, control)).await?;
+        if let Stop::Finished = stop {
+            // Half-close: the peer sees end-of-stream, the other direction goes on.
+            let _ = dst.shutdown().await;
+        }
+        Ok(stop)
+    }
 
+    /// Moves what it can without waiting, then registers for whatever can make progress: the
+    /// destination accepting the due piece, the next instant the flow names, and the source
+    /// (while the budget allows a read). A chain change is taken at the top of every turn. Each wake-up polls the sockets
+    /// directly: no future is built per turn, and nothing is registered twice.
+    fn poll_pump<R, W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        src: &mut R,
+        dst: &mut W,
+        control: &ConnectionControl,
+    ) -> Poll<io::Result<Stop>>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         loop {
-            let now = Instant::now();
-            if let Some(cut) = self.expired_deadline(now) {
-                self.count_cut(cut);
-                control.cut(cut);
-                return Ok(Stop::Cancelled);
-            }
-            self.advance(now);
-            let head_due = self.write_due(dst, now)?;
-
-            if self.output.is_empty() {
-                if let Some(cut) = self.cut_after_output {
-                    self.count_cut(cut);
-                    control.cut(cut);
-                    return Ok(Stop::Cancelled);
+            let changed = self.chain.has_changed().unwrap_or(false);
+            // With no toxic and nothing held or granted, nothing depends on the time and the
+            // flow has nothing to decide before the next read: skip straight to it.
+            if changed || !self.flow.is_transparent() {
+                let now = Instant::now();
+                if changed {
+                    let current = self.chain.borrow_and_update().clone();
+                    self.flow.change_chain(&current, now);
                 }
-                if let End::Due(at) = self.end {
-                    if at <= now {
-                        // Half-close: the peer sees end-of-stream, the other direction goes on.
-                        let _ = SockRef::from(dst).shutdown(Shutdown::Write);
-                        return Ok(Stop::Finished);
+                match self.flow.step(now) {
+                    Next::Continue => {}
+                    Next::Finish => {
+                        self.flush_tally();
+                        return Poll::Ready(Ok(Stop::Finished));
+                    }
+                    Next::Cut(cut) => {
+                        self.flush_tally();
+                        self.count_cut(cut);
+                        control.cut(cut);
+                        return Poll::Ready(Ok(Stop::Cut));
+                    }
+                }
+                self.rebalance_read_ahead(now);
+                if let Written::Some = self.write_due(cx, dst, now)? {
+                    // Writing may have emptied what was held: the flow has more to decide.
+                    continue;
+                }
+                self.flush_tally();
+
+                if let Some(at) = self.flow.next_wake(now) {
+                    let timer = match &mut self.timer {
+                        Some(timer) => {
+                            timer.reset(at);
+                            timer
+                        }
+                        // Created on first need: an idle connection with no toxic holds no timer.
+                        None => self.timer.insert(Box::new(precise::Sleep::new(at))),
+                    };
+                    if Pin::new(&mut **timer).poll(cx).is_ready() {
+                        continue;
                     }
                 }
             }
-
-            // The timer wheel ticks in whole milliseconds and rounds up, so it is armed a
-            // tick early and the last stretch is spent yielding: delays stay exact.
-            let wake_at = self.next_wake(now);
-            let spin = wake_at.is_some_and(|at| at <= now + TIMER_TICK);
-            if let Some(at) = wake_at.filter(|_| !spin) {
-                let early = at - TIMER_TICK;
-                if timer.deadline().into_std() != early {
-                    timer.as_mut().reset(early.into());
-                }
+            let allowance = self.flow.read_allowance();
+            if allowance == 0 {
+                return Poll::Pending;
             }
-            let want_read = self.end == End::Open
-                && self.cut_after_output.is_none()
-                && self.input_bytes + self.output_bytes < self.budget();
-            if want_read && self.input.is_empty() && self.output.is_empty() && !self.bulk {
-                // Idle between messages: give the buffer back, so idle connections cost
-                // almost nothing.
+            if self.flow.held() == 0 && (!self.bulk || self.flow.passes_through()) {
+                // Idle between messages, or no longer delayed: give the buffer back, so idle
+                // connections cost almost nothing.
                 self.read_buf = BytesMut::new();
             }
-
-            tokio::select! {
-                biased;
-                _ = &mut cancelled => return Ok(Stop::Cancelled),
-                changed = self.chain.changed(), if self.chain.live => {
-                    if changed {
-                        self.apply_chain_change();
+            // With nothing to change and nothing ahead of it, a read goes straight on.
+            let through = self.flow.passes_through().then_some(&mut *dst);
+            let read =
+                match poll_read_some(cx, src, through, &mut self.read_buf, allowance, self.bulk) {
+                    Poll::Ready(read) => read?,
+                    Poll::Pending => return Poll::Pending,
+                };
+            match read {
+                Read::Eof => self.flow.on_eof(Instant::now()),
+                Read::Data { passed, rest, full } => {
+                    let total = passed + rest.len();
+                    ProxyStats::add(&self.stats.received_bytes, total as u64);
+                    if passed > 0 {
+                        ProxyStats::add(&self.stats.sent_bytes, passed as u64);
+                    }
+                    self.bulk = full;
+                    if !rest.is_empty() {
+                        self.flow.on_read(rest, Instant::now());
                     }
                 }
-                ready = dst.writable(), if head_due => ready?,
-                _ = &mut timer, if wake_at.is_some() && !spin => {}
-                _ = tokio::task::yield_now(), if spin => {}
-                ready = src.as_ref().readable(), if want_read => {
-                    ready?;
-                    self.read(src).await?;
-                }
             }
         }
     }
 
-    /// Reads once from `src` into `input`. Reading through `AsyncRead` (not `try_read`)
-    /// lets tokio note that a short read drained the socket, which saves an empty read per
-    /// message.
-    async fn read(&mut self, src: &mut ReadHalf<'_>) -> io::Result<()> {
-        let want = if self.bulk { BULK_READ_SIZE } else { READ_SIZE };
-        if self.read_buf.capacity() - self.read_buf.len() < want / 4 {
-            self.read_buf.reserve(want);
-        }
-        let room = self.read_buf.capacity() - self.read_buf.len();
-        let read = std::future::poll_fn(|cx| {
-            Poll::Ready(poll_read_buf(Pin::new(&mut *src), cx, &mut self.read_buf))
-        })
-        .await;
-        match read {
-            Poll::Ready(Ok(0)) => {
-                self.end = End::Read(Instant::now());
-                Ok(())
-            }
-            Poll::Ready(Ok(n)) => {
-                ProxyStats::add(&self.stats.received_bytes, n as u64);
-                self.bulk = n == room;
-                let data = self.read_buf.split().freeze();
-                self.input_bytes += n;
-                self.input.push_back(Piece::new(data, Instant::now()));
-                Ok(())
-            }
-            Poll::Pending => {
-                self.bulk = false;
-                Ok(())
-            }
-            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.bulk = false;
-                Ok(())
-            }
-            Poll::Ready(Err(e)) => Err(e),
-        }
-    }
-
-    /// Writes every piece that is due; returns whether a due piece is waiting for the socket.
-    fn write_due(&mut self, dst: &TcpStream, now: Instant) -> io::Result<bool> {
-        while let Some(due) = self.head_due_at() {
-            if due > now {
-                return Ok(false);
-            }
-            let head = self.output.front_mut().expect("a head is due");
-            match dst.try_write(&head.data) {
-                Ok(n) => {
+    /// Writes every piece that is due; when the destination cannot take more, `cx` is woken
+    /// once it can.
+    fn write_due<W: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        dst: &mut W,
+        now: Instant,
+    ) -> io::Result<Written> {
+        let mut wrote = false;
+        while let Some(head) = self.flow.due(now) {
+            match Pin::new(&mut *dst).poll_write(cx, head) {
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => {
                     ProxyStats::add(&self.stats.sent_bytes, n as u64);
-                    self.output_bytes -= n;
-                    if n == head.data.len() {
-                        self.output.pop_front();
-                        self.last_write = Some(now);
-                    } else {
-                        let _ = head.data.split_to(n);
-                        head.gap = Duration::ZERO;
-                    }
+                    self.flow.wrote(n, now);
+                    wrote = true;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
-                Err(e) => return Err(e),
-            }
-            if self.output.is_empty() {
-                self.advance(Instant::now());
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => return Ok(Written::Blocked),
             }
         }
-        Ok(false)
+        Ok(if wrote { Written::Some } else { Written::All })
     }
 
-    /// When the next piece may be written: its release instant, and its gap after the last.
-    fn head_due_at(&self) -> Option<Instant> {
-        let head = self.output.front()?;
-        Some(match self.last_write {
-            Some(last) if !head.gap.is_zero() => head.at.max(last + head.gap),
-            _ => head.at,
-        })
-    }
-
-    /// Runs input through the chain while nothing is waiting to be written.
-    fn advance(&mut self, now: Instant) {
-        while self.output.is_empty() && self.cut_after_output.is_none() {
-            if let Some(piece) = self.input.pop_front() {
-                self.input_bytes -= piece.data.len();
-                self.run_chain(piece);
-                continue;
-            }
-            if let End::Read(at) = self.end {
-                let at = self
-                    .stages
-                    .iter_mut()
-                    .filter(|s| s.active)
-                    .fold(at.max(now), |at, s| s.toxic.on_end(at));
-                self.end = End::Due(at);
-            }
-            break;
-        }
-    }
-
-    fn run_chain(&mut self, piece: Piece) {
-        if self.stages.is_empty() {
-            self.output_bytes += piece.data.len();
-            self.output.push_back(piece);
+    /// Asks the proxy's pool for the read-ahead the flow wants, or gives back what it no longer
+    /// needs.
+    fn rebalance_read_ahead(&mut self, now: Instant) {
+        let Some(wanted) = self.flow.wanted_read_ahead(now) else {
             return;
-        }
-        let (arrived, bytes_in) = (piece.at, piece.data.len());
-        let (current, next) = &mut self.scratch;
-        current.clear();
-        current.push(piece);
-        for stage in self.stages.iter_mut().filter(|s| s.active) {
-            next.clear();
-            for piece in current.drain(..) {
-                if let Some(cut) = stage.toxic.on_piece(piece, next) {
-                    self.cut_after_output = Some(match self.cut_after_output {
-                        Some(Cut::Reset) => Cut::Reset,
-                        _ => cut,
-                    });
-                }
-            }
-            mem::swap(current, next);
-        }
-        let mut bytes_out = 0;
-        let mut delayed = false;
-        for piece in current.drain(..) {
-            bytes_out += piece.data.len();
-            delayed |= piece.at > arrived;
-            self.output.push_back(piece);
-        }
-        self.output_bytes += bytes_out;
-        if delayed {
-            ProxyStats::add(&self.stats.delayed_chunks, 1);
-        }
-        if bytes_out < bytes_in {
-            ProxyStats::add(&self.stats.dropped_bytes, (bytes_in - bytes_out) as u64);
-        }
-    }
-
-    /// The earliest toxic deadline that has passed, if any.
-    fn expired_deadline(&self, now: Instant) -> Option<Cut> {
-        self.stages
-            .iter()
-            .filter(|s| s.active)
-            .filter_map(|s| s.toxic.deadline())
-            .filter(|(at, _)| *at <= now)
-            .map(|(_, cut)| cut)
-            .max_by_key(|cut| *cut == Cut::Reset)
-    }
-
-    /// When something will next be due with no I/O happening: a piece, the end, a deadline.
-    fn next_wake(&self, now: Instant) -> Option<Instant> {
-        let head = self.head_due_at().filter(|at| *at > now);
-        let end = match self.end {
-            End::Due(at) if at > now && self.output.is_empty() => Some(at),
-            _ => None,
         };
-        let deadline = self
-            .stages
-            .iter()
-            .filter(|s| s.active)
-            .filter_map(|s| s.toxic.deadline())
-            .map(|(at, _)| at)
-            .min();
-        [head, end, deadline].into_iter().flatten().min()
-    }
-
-    fn budget(&self) -> usize {
-        self.stages
-            .iter()
-            .filter(|s| s.active)
-            .map(|s| s.toxic.read_ahead())
-            .fold(BASE_BUDGET, usize::saturating_add)
-    }
-
-    fn apply_chain_change(&mut self) {
-        let chain = self.chain.current.clone();
-        let now = Instant::now();
-        // What the old chain holds goes out now, ahead of anything the new chain will see.
-        for piece in &mut self.output {
-            piece.at = piece.at.min(now);
-        }
-        if let End::Due(_) = self.end {
-            self.end = End::Read(now);
-        }
-        if let Some(cut) = self.rebuild(&chain) {
-            self.count_cut(cut);
-            self.cut_after_output = Some(cut);
-            self.output.clear();
-            self.output_bytes = 0;
+        let granted = self.flow.read_ahead();
+        if wanted > granted {
+            let more = self.pool.take(wanted - granted);
+            self.flow.set_read_ahead(granted + more);
+        } else {
+            self.pool.give_back(granted - wanted);
+            self.flow.set_read_ahead(wanted);
         }
     }
 
-    /// Builds the stages for `chain`, keeping unchanged toxics (and their state) as they are.
-    /// Returns a cut if removing a toxic ends the connection.
-    fn rebuild(&mut self, chain: &[StageSpec]) -> Option<Cut> {
-        let mut old = mem::take(&mut self.stages);
-        let mut stages = Vec::with_capacity(chain.len());
-        for spec in chain {
-            let previous = old
-                .iter()
-                .position(|s| s.name == spec.name)
-                .map(|i| old.swap_remove(i));
-            match previous {
-                Some(stage) if stage.revision == spec.revision => stages.push(stage),
-                previous => {
-                    let mut toxic = spec.spec.instantiate(&mut self.rng);
-                    if let Some(previous) = previous {
-                        toxic.resume(previous.toxic.progress());
-                    }
-                    let active = self.roll(spec);
-                    stages.push(Stage {
-                        name: spec.name.clone(),
-                        revision: spec.revision,
-                        toxic,
-                        active,
-                    });
-                }
-            }
-        }
-        self.stages = stages;
-        old.iter()
-            .filter(|s| s.active)
-            .filter_map(|s| s.toxic.on_remove())
-            .max_by_key(|cut| *cut == Cut::Reset)
+    /// Counts what is left in the tally and gives the read-ahead back to the proxy's pool.
+    fn release(&mut self) {
+        self.flush_tally();
+        self.pool.give_back(self.flow.read_ahead());
+        self.flow.set_read_ahead(0);
     }
 
-    fn roll(&mut self, spec: &StageSpec) -> bool {
-        applies(spec, self.peer, &mut self.rng)
+    fn flush_tally(&mut self) {
+        let tally = self.flow.take_tally();
+        if tally.delayed_chunks > 0 {
+            ProxyStats::add(&self.stats.delayed_chunks, tally.delayed_chunks);
+        }
+        if tally.dropped_bytes > 0 {
+            ProxyStats::add(&self.stats.dropped_bytes, tally.dropped_bytes);
+        }
     }
 
     fn count_cut(&self, cut: Cut) {
@@ -543,5 +397,97 @@ impl<'a> Half<'a> {
             Cut::Reset => &self.proxy_stats.toxic_resets,
         };
         ProxyStats::add(counter, 1);
+    }
+}
+
+impl Drop for Half<'_> {
+    /// A half dropped mid-run (its connection was cut or its proxy stopped) still counts what
+    /// it did and gives its read-ahead back.
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// What writing the due pieces came to.
+enum Written {
+    /// A due piece waits for the destination to accept more.
+    Blocked,
+    /// Some pieces were written and nothing due is left.
+    Some,
+    /// Nothing was due.
+    All,
+}
+
+/// What one read brought.
+enum Read {
+    Eof,
+    Data {
+        /// Bytes already written on to the destination.
+        passed: usize,
+        /// The bytes for the flow.
+        rest: Bytes,
+        /// The read filled what it asked for: more is probably coming.
+        full: bool,
+    },
+}
+
+/// Reads at most `limit` bytes. Reads land on the stack, so no connection holds a read
+/// buffer, except a stream in bulk through a toxic, which reads into `buf`.
+///
+/// With `through` (the direction changes nothing and holds nothing), the read is written on
+/// to it at once, and only what it did not take is copied out for the flow: with no toxic, a
+/// connection holds memory only for what its destination has not accepted yet.
+fn poll_read_some<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    cx: &mut Context<'_>,
+    src: &mut R,
+    through: Option<&mut W>,
+    buf: &mut BytesMut,
+    limit: usize,
+    bulk: bool,
+) -> Poll<io::Result<Read>> {
+    if bulk && through.is_none() {
+        let want = limit.min(BULK_READ);
+        if buf.capacity() - buf.len() < want / 4 {
+            buf.reserve(want);
+        }
+        let mut limited = (&mut *src).take(want as u64);
+        let n = ready!(poll_read_buf(Pin::new(&mut limited), cx, buf))?;
+        if n == 0 {
+            return Poll::Ready(Ok(Read::Eof));
+        }
+        return Poll::Ready(Ok(Read::Data {
+            passed: 0,
+            rest: buf.split().freeze(),
+            full: n == want,
+        }));
+    }
+    let want = limit.min(STACK_READ);
+    let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
+    let mut read = ReadBuf::uninit(&mut stack[..want]);
+    ready!(Pin::new(&mut *src).poll_read(cx, &mut read))?;
+    let filled = read.filled();
+    if filled.is_empty() {
+        return Poll::Ready(Ok(Read::Eof));
+    }
+    let passed = write_through(cx, through, filled)?;
+    Poll::Ready(Ok(Read::Data {
+        passed,
+        rest: Bytes::copy_from_slice(&filled[passed..]),
+        full: filled.len() == STACK_READ,
+    }))
+}
+
+/// Writes what was just read on to `through`, if given; returns how much it took.
+fn write_through<W: AsyncWrite + Unpin>(
+    cx: &mut Context<'_>,
+    through: Option<&mut W>,
+    data: &[u8],
+) -> io::Result<usize> {
+    match through.map(|dst| Pin::new(dst).poll_write(cx, data)) {
+        Some(Poll::Ready(Ok(0))) => Err(io::ErrorKind::WriteZero.into()),
+        Some(Poll::Ready(Ok(n))) => Ok(n),
+        Some(Poll::Ready(Err(e))) => Err(e),
+        // Not taken now: the flow holds it, and the write waits for the destination.
+        Some(Poll::Pending) | None => Ok(0),
     }
 }

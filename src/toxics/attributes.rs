@@ -14,8 +14,8 @@ pub const MAX_INT: i64 = 1 << 40;
 /// The kind of one attribute, with its default and bounds.
 #[derive(Debug, Clone, Copy)]
 pub enum AttrKind {
-    /// A whole number (JSON integer), like Toxiproxy's int64 attributes.
-    Int { default: i64, min: i64 },
+    /// A whole number (JSON integer) within `[min, max]`, like Toxiproxy's int64 attributes.
+    Int { default: i64, min: i64, max: i64 },
     /// A real number within `[min, max]`.
     Float { default: f64, min: f64, max: f64 },
     /// One of a fixed set of words.
@@ -23,6 +23,39 @@ pub enum AttrKind {
         default: &'static str,
         choices: &'static [&'static str],
     },
+    /// Free text (a JSON string).
+    Text { default: &'static str },
+    /// `true` or `false`.
+    Bool { default: bool },
+    /// A JSON object of names to string values (headers to set); empty by default.
+    Map,
+    /// A JSON array of strings (headers to remove); empty by default.
+    List,
+}
+
+/// What an attribute's number counts, for help texts and for tools that accept `1s` or `500ms`
+/// in place of a bare number of the attribute's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A plain number (a probability, a count) or a word.
+    None,
+    Milliseconds,
+    Microseconds,
+    Bytes,
+    KilobytesPerSecond,
+}
+
+impl Unit {
+    /// The unit's short name, as help texts print it (`ms`, `µs`, `bytes`, `KB/s`).
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Unit::None => "",
+            Unit::Milliseconds => "ms",
+            Unit::Microseconds => "µs",
+            Unit::Bytes => "bytes",
+            Unit::KilobytesPerSecond => "KB/s",
+        }
+    }
 }
 
 /// One declared attribute of a toxic type.
@@ -30,6 +63,8 @@ pub enum AttrKind {
 pub struct AttrSpec {
     pub name: &'static str,
     pub kind: AttrKind,
+    /// What the number counts (help texts; tools convert `1s` into it).
+    pub unit: Unit,
     /// Listed in API output only when set to something other than its default, so toxics that
     /// Toxiproxy also has keep exactly Toxiproxy's attribute set unless the extension is used.
     pub extension: bool,
@@ -39,7 +74,57 @@ impl AttrSpec {
     pub const fn int(name: &'static str, default: i64, min: i64) -> Self {
         AttrSpec {
             name,
-            kind: AttrKind::Int { default, min },
+            kind: AttrKind::Int {
+                default,
+                min,
+                max: MAX_INT,
+            },
+            unit: Unit::None,
+            extension: false,
+        }
+    }
+
+    pub const fn int_range(name: &'static str, default: i64, min: i64, max: i64) -> Self {
+        AttrSpec {
+            name,
+            kind: AttrKind::Int { default, min, max },
+            unit: Unit::None,
+            extension: false,
+        }
+    }
+
+    pub const fn text(name: &'static str, default: &'static str) -> Self {
+        AttrSpec {
+            name,
+            kind: AttrKind::Text { default },
+            unit: Unit::None,
+            extension: false,
+        }
+    }
+
+    pub const fn boolean(name: &'static str, default: bool) -> Self {
+        AttrSpec {
+            name,
+            kind: AttrKind::Bool { default },
+            unit: Unit::None,
+            extension: false,
+        }
+    }
+
+    pub const fn map(name: &'static str) -> Self {
+        AttrSpec {
+            name,
+            kind: AttrKind::Map,
+            unit: Unit::None,
+            extension: false,
+        }
+    }
+
+    pub const fn list(name: &'static str) -> Self {
+        AttrSpec {
+            name,
+            kind: AttrKind::List,
+            unit: Unit::None,
             extension: false,
         }
     }
@@ -48,6 +133,7 @@ impl AttrSpec {
         AttrSpec {
             name,
             kind: AttrKind::Float { default, min, max },
+            unit: Unit::None,
             extension: false,
         }
     }
@@ -60,8 +146,15 @@ impl AttrSpec {
         AttrSpec {
             name,
             kind: AttrKind::Choice { default, choices },
+            unit: Unit::None,
             extension: false,
         }
+    }
+
+    /// Says what the attribute's number counts.
+    pub const fn unit(mut self, unit: Unit) -> Self {
+        self.unit = unit;
+        self
     }
 
     /// Marks the attribute as a faultline extension of a Toxiproxy toxic.
@@ -74,7 +167,12 @@ impl AttrSpec {
         match self.kind {
             AttrKind::Int { default, .. } => AttrValue::Int(default),
             AttrKind::Float { default, .. } => AttrValue::Float(default),
-            AttrKind::Choice { default, .. } => AttrValue::Text(default.to_string()),
+            AttrKind::Choice { default, .. } | AttrKind::Text { default } => {
+                AttrValue::Text(default.to_string())
+            }
+            AttrKind::Bool { default } => AttrValue::Bool(default),
+            AttrKind::Map => AttrValue::Map(Vec::new()),
+            AttrKind::List => AttrValue::List(Vec::new()),
         }
     }
 
@@ -89,11 +187,11 @@ impl AttrSpec {
             )
         };
         match self.kind {
-            AttrKind::Int { min, .. } => {
+            AttrKind::Int { min, max, .. } => {
                 let n = as_integer(value).ok_or_else(|| mismatch("an integer"))?;
-                if n < min || n > MAX_INT {
+                if n < min || n > max {
                     return Err(format!(
-                        "attribute {} of {} toxic must be between {min} and {MAX_INT}, got {n}",
+                        "attribute {} of {} toxic must be between {min} and {max}, got {n}",
                         self.name, type_name
                     ));
                 }
@@ -122,6 +220,43 @@ impl AttrSpec {
                         choices.join(", ")
                     )),
                 }
+            }
+            AttrKind::Text { .. } => value
+                .as_str()
+                .map(|s| AttrValue::Text(s.to_string()))
+                .ok_or_else(|| mismatch("a string")),
+            AttrKind::Bool { .. } => value
+                .as_bool()
+                .map(AttrValue::Bool)
+                .ok_or_else(|| mismatch("true or false")),
+            AttrKind::Map => {
+                let object = value
+                    .as_object()
+                    .ok_or_else(|| mismatch("an object of names to strings"))?;
+                let mut pairs = Vec::with_capacity(object.len());
+                for (name, v) in object {
+                    let text = v.as_str().ok_or_else(|| {
+                        format!(
+                            "attribute {}.{name} of {} toxic must be a string, got {}",
+                            self.name,
+                            type_name,
+                            describe(v)
+                        )
+                    })?;
+                    pairs.push((name.clone(), text.to_string()));
+                }
+                Ok(AttrValue::Map(pairs))
+            }
+            AttrKind::List => {
+                let items = value
+                    .as_array()
+                    .ok_or_else(|| mismatch("an array of strings"))?;
+                items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .map(AttrValue::List)
+                    .ok_or_else(|| mismatch("an array of strings"))
             }
         }
     }
@@ -154,6 +289,10 @@ pub enum AttrValue {
     Int(i64),
     Float(f64),
     Text(String),
+    Bool(bool),
+    /// Name-value pairs, in the order the client sent them.
+    Map(Vec<(String, String)>),
+    List(Vec<String>),
 }
 
 impl AttrValue {
@@ -162,6 +301,14 @@ impl AttrValue {
             AttrValue::Int(n) => Value::from(*n),
             AttrValue::Float(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
             AttrValue::Text(s) => Value::from(s.as_str()),
+            AttrValue::Bool(b) => Value::from(*b),
+            AttrValue::Map(pairs) => Value::Object(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                    .collect(),
+            ),
+            AttrValue::List(items) => Value::from(items.clone()),
         }
     }
 }
@@ -246,7 +393,7 @@ impl Attributes {
         match self.get(name) {
             AttrValue::Int(n) => *n,
             AttrValue::Float(f) => *f as i64,
-            AttrValue::Text(_) => 0,
+            _ => 0,
         }
     }
 
@@ -255,7 +402,28 @@ impl Attributes {
         match self.get(name) {
             AttrValue::Int(n) => *n as f64,
             AttrValue::Float(f) => *f,
-            AttrValue::Text(_) => 0.0,
+            _ => 0.0,
+        }
+    }
+
+    /// The boolean attribute `name`.
+    pub fn boolean(&self, name: &str) -> bool {
+        matches!(self.get(name), AttrValue::Bool(true))
+    }
+
+    /// The object attribute `name`, as name-value pairs.
+    pub fn map(&self, name: &str) -> &[(String, String)] {
+        match self.get(name) {
+            AttrValue::Map(pairs) => pairs,
+            _ => &[],
+        }
+    }
+
+    /// The array attribute `name`.
+    pub fn list(&self, name: &str) -> &[String] {
+        match self.get(name) {
+            AttrValue::List(items) => items,
+            _ => &[],
         }
     }
 
@@ -322,5 +490,28 @@ mod tests {
         a.merge_json(&json!({"Latency": 100.0, "other": true}))
             .unwrap();
         assert_eq!(a.to_json(), json!({"latency": 100, "jitter": 0}));
+    }
+
+    fn http_header() -> Attributes {
+        Attributes::defaults(crate::toxics::lookup("http_header").unwrap())
+    }
+
+    /// Objects of strings, arrays of strings and booleans round-trip; other shapes are refused
+    /// with the attribute's name and the expected shape.
+    #[test]
+    fn structured_kinds_validate() {
+        let mut a = http_header();
+        a.merge_json(&json!({"set": {"X-A": "1"}, "remove": ["Server"]}))
+            .unwrap();
+        assert_eq!(a.map("set"), &[("X-A".to_string(), "1".to_string())]);
+        assert_eq!(a.list("remove"), &["Server".to_string()]);
+        let err = a.merge_json(&json!({"set": {"X-A": 1}})).unwrap_err();
+        assert!(err.contains("set.X-A") && err.contains("string"), "{err}");
+        let err = a.merge_json(&json!({"remove": "Server"})).unwrap_err();
+        assert!(err.contains("array of strings"), "{err}");
+        assert_eq!(a.list("remove"), &["Server".to_string()]);
+        let mut abort = Attributes::defaults(crate::toxics::lookup("http_abort").unwrap());
+        let err = abort.merge_json(&json!({"reset": "yes"})).unwrap_err();
+        assert!(err.contains("true or false"), "{err}");
     }
 }

@@ -6,14 +6,14 @@
 //! `rate: 0` stalls the direction and keeps the connection open: Toxiproxy users rely on this to
 //! simulate a network partition.
 
-use super::{far_future, AttrSpec, Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType};
+use super::{far_future, AttrSpec, Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType, Unit};
 use rand::rngs::SmallRng;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub static TYPE: ToxicType = ToxicType {
     name: "bandwidth",
-    attributes: &[AttrSpec::int("rate", 0, 0)],
+    attributes: &[AttrSpec::int("rate", 0, 0).unit(Unit::KilobytesPerSecond)],
     build,
 };
 

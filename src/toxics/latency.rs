@@ -9,7 +9,7 @@
 //! standard deviation; `pareto` adds a heavy tail whose mean is `jitter` (a Lomax law of shape 2:
 //! one piece in a hundred waits more than `latency + 9 * jitter`), as `tc netem` can.
 
-use super::{millis, AttrSpec, Attributes, Piece, Toxic, ToxicSpec, ToxicType};
+use super::{millis, AttrSpec, Attributes, Piece, Toxic, ToxicSpec, ToxicType, Unit};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -18,15 +18,12 @@ use std::time::{Duration, Instant};
 pub static TYPE: ToxicType = ToxicType {
     name: "latency",
     attributes: &[
-        AttrSpec::int("latency", 0, 0),
-        AttrSpec::int("jitter", 0, 0),
+        AttrSpec::int("latency", 0, 0).unit(Unit::Milliseconds),
+        AttrSpec::int("jitter", 0, 0).unit(Unit::Milliseconds),
         AttrSpec::choice("distribution", "uniform", &["uniform", "normal", "pareto"]).extension(),
     ],
     build,
 };
-
-/// How far ahead a delayed stream may be read: enough for ~1 GB/s through 30 ms.
-const READ_AHEAD: usize = 32 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Distribution {
@@ -112,13 +109,12 @@ impl Toxic for Latency {
         None
     }
 
-    fn read_ahead(&self) -> usize {
+    fn holds(&self) -> Duration {
         // With no delay there is nothing in flight to cover: reading ahead would only fill
-        // memory while the destination is slow.
-        if self.latency.is_zero() && self.jitter.is_zero() {
-            0
-        } else {
-            READ_AHEAD
+        // memory while the destination is slow. Jitter's tail is counted at three spreads.
+        match self.distribution {
+            Distribution::Uniform => self.latency + self.jitter,
+            Distribution::Normal | Distribution::Pareto => self.latency + self.jitter * 3,
         }
     }
 }
@@ -158,25 +154,92 @@ mod tests {
         }
     }
 
-    /// The pareto law has a heavy tail: some pieces wait far longer than the mean.
-    #[test]
-    fn pareto_has_heavy_tail() {
+    /// The delays `n` pieces draw, in milliseconds, sorted. Arrivals are an hour apart so the
+    /// no-overtaking rule never shortens or lengthens a draw; the source is seeded.
+    fn sorted_delays_ms(distribution: &str, latency: i64, jitter: i64, n: u64) -> Vec<f64> {
         let mut t = toxic(
             "latency",
             &[
-                ("latency", int(10)),
-                ("jitter", int(10)),
-                ("distribution", AttrValue::Text("pareto".into())),
+                ("latency", int(latency)),
+                ("jitter", int(jitter)),
+                ("distribution", AttrValue::Text(distribution.into())),
             ],
         );
         let t0 = Instant::now();
-        let delays: Vec<Duration> = (0..5000)
+        let mut delays: Vec<f64> = (0..n)
             .map(|i| {
-                let at = t0 + Duration::from_secs(i);
-                feed(t.as_mut(), b"x", at).0[0].at - at
+                let at = t0 + Duration::from_secs(3600 * i);
+                (feed(t.as_mut(), b"x", at).0[0].at - at).as_secs_f64() * 1000.0
             })
             .collect();
-        assert!(delays.iter().all(|d| *d >= Duration::from_millis(10)));
-        assert!(delays.iter().any(|d| *d > Duration::from_millis(100)));
+        delays.sort_by(f64::total_cmp);
+        delays
+    }
+
+    /// The value below which a share `q` of the sorted samples fall.
+    fn quantile(sorted: &[f64], q: f64) -> f64 {
+        sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+    }
+
+    fn mean(samples: &[f64]) -> f64 {
+        samples.iter().sum::<f64>() / samples.len() as f64
+    }
+
+    #[track_caller]
+    fn assert_near(what: &str, actual: f64, expected: f64, tolerance: f64) {
+        assert!(
+            (actual - expected).abs() <= tolerance,
+            "{what} is {actual:.4}, expected {expected:.4} ± {tolerance}"
+        );
+    }
+
+    /// Uniform jitter is flat over `latency ± jitter`: the quartiles sit at `± jitter / 2`.
+    #[test]
+    fn uniform_spreads_evenly() {
+        let d = sorted_delays_ms("uniform", 100, 50, 100_000);
+        assert_near("median", quantile(&d, 0.5), 100.0, 1.0);
+        assert_near("first quartile", quantile(&d, 0.25), 75.0, 1.0);
+        assert_near("third quartile", quantile(&d, 0.75), 125.0, 1.0);
+    }
+
+    /// Normal jitter is a bell around `latency` with `jitter` as its standard deviation: the
+    /// median is the latency, ~68% of delays fall within ± jitter, ~95% within ± 2 jitter, and
+    /// one in a hundred exceeds latency + 2.33 jitter.
+    #[test]
+    fn normal_centres_on_latency_with_jitter_as_deviation() {
+        let d = sorted_delays_ms("normal", 1000, 100, 100_000);
+        let within = |k: f64| {
+            let inside = d
+                .iter()
+                .filter(|x| (**x - 1000.0).abs() <= k * 100.0)
+                .count();
+            inside as f64 / d.len() as f64
+        };
+        assert_near("median", quantile(&d, 0.5), 1000.0, 3.0);
+        assert_near("mean", mean(&d), 1000.0, 3.0);
+        assert_near("share within ± jitter", within(1.0), 0.6827, 0.01);
+        assert_near("share within ± 2 jitter", within(2.0), 0.9545, 0.005);
+        assert_near("99th percentile", quantile(&d, 0.99), 1232.6, 8.0);
+        assert_near("1st percentile", quantile(&d, 0.01), 767.4, 8.0);
+    }
+
+    /// Pareto jitter only adds, with a heavy tail whose mean is `jitter`: the median is
+    /// latency + jitter·(√2 − 1), the 99th percentile latency + 9 jitter.
+    #[test]
+    fn pareto_adds_a_heavy_tail_with_mean_jitter() {
+        let d = sorted_delays_ms("pareto", 100, 50, 100_000);
+        assert!(
+            d[0] >= 100.0,
+            "shortest delay {} is under the latency",
+            d[0]
+        );
+        assert_near(
+            "median",
+            quantile(&d, 0.5),
+            100.0 + 50.0 * (2f64.sqrt() - 1.0),
+            1.5,
+        );
+        assert_near("99th percentile", quantile(&d, 0.99), 550.0, 30.0);
+        assert_near("mean", mean(&d), 150.0, 5.0);
     }
 }

@@ -1,13 +1,13 @@
 //! `limit_data`: lets `bytes` bytes through, then closes the connection. The count survives
 //! updates of the toxic, so raising `bytes` on a live connection lets more data through.
 
-use super::{AttrSpec, Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType};
+use super::{AttrSpec, Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType, Unit};
 use rand::rngs::SmallRng;
 use std::sync::Arc;
 
 pub static TYPE: ToxicType = ToxicType {
     name: "limit_data",
-    attributes: &[AttrSpec::int("bytes", 0, 0)],
+    attributes: &[AttrSpec::int("bytes", 0, 0).unit(Unit::Bytes)],
     build,
 };
 

@@ -18,6 +18,10 @@ pub mod bandwidth;
 pub mod blackhole;
 pub mod corrupt;
 pub mod drop;
+pub mod http_abort;
+pub mod http_delay;
+pub mod http_header;
+pub mod http_status;
 pub mod latency;
 pub mod limit_connections;
 pub mod limit_data;
@@ -30,7 +34,7 @@ pub mod slow_close;
 pub mod slow_open;
 pub mod timeout;
 
-pub use attributes::{AttrKind, AttrSpec, AttrValue, Attributes};
+pub use attributes::{AttrKind, AttrSpec, AttrValue, Attributes, Unit, MAX_INT};
 
 use bytes::Bytes;
 use rand::rngs::SmallRng;
@@ -85,10 +89,17 @@ pub trait Toxic: Send {
         None
     }
 
-    /// Bytes this toxic wants the pipeline to read ahead of what has been written, so that a
-    /// delay does not throttle throughput (a network path with latency holds data in flight).
-    fn read_ahead(&self) -> usize {
-        0
+    /// How long this toxic holds data before passing it on. The pipeline reads ahead about
+    /// twice the arrival rate times this (within per-connection and per-proxy caps), so that a
+    /// delay does not throttle throughput, as a network path with latency holds data in flight.
+    fn holds(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    /// The most bytes this toxic takes in one piece: the pipeline feeds it longer runs a part
+    /// at a time, so a toxic that multiplies pieces (`slicer`) never floods the queues.
+    fn max_input(&self) -> usize {
+        usize::MAX
     }
 
     /// Progress that survives an update of the toxic's attributes (bytes counted so far).
@@ -134,6 +145,12 @@ pub trait ToxicSpec: Send + Sync + fmt::Debug {
     fn admission(&self) -> Admission {
         Admission::Proceed
     }
+
+    /// The HTTP rule this toxic is, for HTTP toxics: the HTTP engine applies it per request and
+    /// the byte pipeline passes it by.
+    fn http_rule(&self) -> Option<&crate::http::rules::Rule> {
+        None
+    }
 }
 
 /// Builds a spec from validated attributes, or says which attribute is unusable.
@@ -169,7 +186,24 @@ pub static TYPES: &[&ToxicType] = &[
     &refuse::TYPE,
     &blackhole::TYPE,
     &limit_connections::TYPE,
+    &http_status::TYPE,
+    &http_delay::TYPE,
+    &http_abort::TYPE,
+    &http_header::TYPE,
 ];
+
+/// The toxic types that act on HTTP requests, accepted only on `http` proxies.
+pub static HTTP_TYPES: &[&ToxicType] = &[
+    &http_status::TYPE,
+    &http_delay::TYPE,
+    &http_abort::TYPE,
+    &http_header::TYPE,
+];
+
+/// Whether `kind` is an HTTP toxic.
+pub fn is_http(kind: &ToxicType) -> bool {
+    HTTP_TYPES.iter().any(|t| std::ptr::eq(*t, kind))
+}
 
 /// The toxic type registered under `name`.
 pub fn lookup(name: &str) -> Option<&'static ToxicType> {

@@ -6,7 +6,7 @@
 //! with `probability`; a retransmission can be lost again, each time doubling the wait from
 //! `rto` ms (default 200, Linux's minimum RTO), for at most 6 doublings.
 
-use super::{millis, AttrSpec, Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType};
+use super::{millis, AttrSpec, Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType, Unit};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ pub static TYPE: ToxicType = ToxicType {
     name: "packet_loss",
     attributes: &[
         AttrSpec::float("probability", 0.0, 0.0, 1.0),
-        AttrSpec::int("rto", 200, 1),
+        AttrSpec::int("rto", 200, 1).unit(Unit::Milliseconds),
     ],
     build,
 };

@@ -3,14 +3,14 @@
 //! flows. Unlike Toxiproxy, the reset is a real RST even when the toxic was added to a
 //! connection that was already open.
 
-use super::{millis, AttrSpec, Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType};
+use super::{millis, AttrSpec, Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType, Unit};
 use rand::rngs::SmallRng;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub static TYPE: ToxicType = ToxicType {
     name: "reset_peer",
-    attributes: &[AttrSpec::int("timeout", 0, 0)],
+    attributes: &[AttrSpec::int("timeout", 0, 0).unit(Unit::Milliseconds)],
     build,
 };
 

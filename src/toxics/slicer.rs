@@ -6,7 +6,7 @@
 //! `average_size` of 0 is refused (Toxiproxy recurses until it crashes) and cuts are kept inside
 //! the piece whatever the variation.
 
-use super::{AttrSpec, Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType};
+use super::{AttrSpec, Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType, Unit};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -15,12 +15,15 @@ use std::time::{Duration, Instant};
 pub static TYPE: ToxicType = ToxicType {
     name: "slicer",
     attributes: &[
-        AttrSpec::int("average_size", 0, 0),
-        AttrSpec::int("size_variation", 0, 0),
-        AttrSpec::int("delay", 0, 0),
+        AttrSpec::int("average_size", 0, 0).unit(Unit::Bytes),
+        AttrSpec::int("size_variation", 0, 0).unit(Unit::Bytes),
+        AttrSpec::int("delay", 0, 0).unit(Unit::Microseconds),
     ],
     build,
 };
+
+/// How many slices one piece fed to the slicer may become, at most.
+const SLICES_PER_INPUT: usize = 32;
 
 #[derive(Debug)]
 struct Spec {
@@ -97,6 +100,11 @@ impl Toxic for Slicer {
         }
         self.next_at = Some(at);
         None
+    }
+
+    fn max_input(&self) -> usize {
+        // A few dozen slices per piece at most: the pipeline feeds the rest as the slices go.
+        (self.average + self.variation).saturating_mul(SLICES_PER_INPUT)
     }
 }
 

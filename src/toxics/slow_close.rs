@@ -1,13 +1,13 @@
 //! `slow_close`: data passes unchanged, but end-of-stream is held back `delay` ms.
 
-use super::{millis, AttrSpec, Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType};
+use super::{millis, AttrSpec, Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType, Unit};
 use rand::rngs::SmallRng;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub static TYPE: ToxicType = ToxicType {
     name: "slow_close",
-    attributes: &[AttrSpec::int("delay", 0, 0)],
+    attributes: &[AttrSpec::int("delay", 0, 0).unit(Unit::Milliseconds)],
     build,
 };
 

@@ -2,12 +2,12 @@
 //! ms later, as a slow DNS lookup or an overloaded backend's accept queue feels. Bytes the
 //! client sends meanwhile wait in the socket. Live connections are not affected.
 
-use super::{millis, noop::OnConnect, Admission, AttrSpec, Attributes, ToxicSpec, ToxicType};
+use super::{millis, noop::OnConnect, Admission, AttrSpec, Attributes, ToxicSpec, ToxicType, Unit};
 use std::sync::Arc;
 
 pub static TYPE: ToxicType = ToxicType {
     name: "slow_open",
-    attributes: &[AttrSpec::int("delay", 0, 0)],
+    attributes: &[AttrSpec::int("delay", 0, 0).unit(Unit::Milliseconds)],
     build,
 };
 

@@ -3,14 +3,14 @@
 //! idle timer restarted by every piece, and removing the toxic closes the connections it held,
 //! since their streams have already lost bytes.
 
-use super::{millis, AttrSpec, Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType};
+use super::{millis, AttrSpec, Attributes, Cut, Piece, Toxic, ToxicSpec, ToxicType, Unit};
 use rand::rngs::SmallRng;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub static TYPE: ToxicType = ToxicType {
     name: "timeout",
-    attributes: &[AttrSpec::int("timeout", 0, 0)],
+    attributes: &[AttrSpec::int("timeout", 0, 0).unit(Unit::Milliseconds)],
     build,
 };
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Published Python clients drive a real faultline binary, unchanged:
 toxiproxy-python (what Python test suites use) and chaostoolkit-toxiproxy (Chaos Toolkit's
-extension). Usage: python_clients.py PATH/TO/faultline. Exits non-zero on any failure."""
+extension), against a server without a token and against one started with --api-token (the
+clients reach it through a URL with credentials, `http://:TOKEN@host:port`).
+Usage: python_clients.py PATH/TO/faultline. Exits non-zero on any failure."""
 
 import json
 import socket
@@ -49,9 +51,12 @@ def round_trip(port, message=b"ping"):
         return time.monotonic() - start
 
 
-def start_faultline(binary):
+TOKEN = "compat-s3cret"
+
+
+def start_faultline(binary, *extra):
     proc = subprocess.Popen(
-        [binary, "--port", "0", "--log-format", "json"],
+        [binary, "--port", "0", "--log-format", "json", *extra],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -66,11 +71,12 @@ def start_faultline(binary):
 
 
 CHECKS = []
+TOKEN_CHECKS = []
 
 
-def check(name):
+def check(name, registry=CHECKS):
     def register(fn):
-        CHECKS.append((name, fn))
+        registry.append((name, fn))
         return fn
 
     return register
@@ -136,12 +142,51 @@ def chaos_toolkit(host, port, upstream):
     proxies.delete_proxy("chaos", configuration=config)
 
 
-def main():
-    proc, host, port = start_faultline(sys.argv[1])
+@check("token: refused without it, accepted as Bearer (requests)", TOKEN_CHECKS)
+def token_bearer(host, port, upstream):
+    import requests
+
+    base = "http://%s:%d" % (host, port)
+    refused = requests.get(base + "/proxies")
+    assert refused.status_code == 401, refused.status_code
+    assert refused.json()["status"] == 401, refused.text
+    assert requests.get(base + "/version").status_code == 200
+    ok = requests.get(base + "/proxies", headers={"Authorization": "Bearer " + TOKEN})
+    assert ok.status_code == 200, ok.text
+
+
+@check("token: toxiproxy-python through http://:TOKEN@host:port", TOKEN_CHECKS)
+def token_toxiproxy_python(host, port, upstream):
+    from toxiproxy import Toxiproxy
+
+    server = Toxiproxy()
+    # The client builds "http://%s:%s" % (host, port): credentials ride in the host part.
+    server.update_api_consumer(":%s@%s" % (TOKEN, host), port)
+    proxy = server.create(upstream="127.0.0.1:%d" % upstream, name="pytok", listen="127.0.0.1:0")
+    listen = int(proxy.listen.rsplit(":", 1)[1])
+    proxy.add_toxic(type="latency", attributes={"latency": 200})
+    took = round_trip(listen)
+    assert took >= 0.2, took
+    server.destroy(proxy)
+    assert server.get_proxy("pytok") is None
+
+
+@check("token: chaostoolkit-toxiproxy through toxiproxy_url with credentials", TOKEN_CHECKS)
+def token_chaos_toolkit(host, port, upstream):
+    from chaostoxi.proxy import actions as proxies
+
+    config = {"toxiproxy_url": "http://:%s@%s:%d" % (TOKEN, host, port)}
+    proxies.create_proxy("chaostok", "127.0.0.1", upstream, configuration=config)
+    assert round_trip(int(config["chaostok_PORT"])) < 0.3
+    proxies.delete_proxy("chaostok", configuration=config)
+
+
+def run_checks(checks, binary, *extra):
+    proc, host, port = start_faultline(binary, *extra)
     upstream = echo_server()
     passed = failed = 0
     try:
-        for name, fn in CHECKS:
+        for name, fn in checks:
             try:
                 fn(host, port, upstream)
             except Exception as error:  # report every check, then fail the run
@@ -153,6 +198,13 @@ def main():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    return passed, failed
+
+
+def main():
+    passed, failed = run_checks(CHECKS, sys.argv[1])
+    more = run_checks(TOKEN_CHECKS, sys.argv[1], "--api-token", TOKEN)
+    passed, failed = passed + more[0], failed + more[1]
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
 
