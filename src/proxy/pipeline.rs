@@ -236,6 +236,11 @@ impl<'a> Half<'a> {
     {
         let stop = std::future::poll_fn(|cx| self.poll_pump(cx, src, dst, control)).await?;
         if let Stop::Finished = stop {
+            if control.outcome().is_some() {
+                // The other half (or the HTTP engine) cut the connection while this one saw
+                // end-of-stream: a half-close now would reach the peer before the reset.
+                return Ok(Stop::Cut);
+            }
             // Half-close: the peer sees end-of-stream, the other direction goes on.
             let _ = dst.shutdown().await;
         }
@@ -244,8 +249,9 @@ impl<'a> Half<'a> {
 
     /// Moves what it can without waiting, then registers for whatever can make progress: the
     /// destination accepting the due piece, the next instant the flow names, and the source
-    /// (while the budget allows a read). A chain change is taken at the top of every turn. Each wake-up polls the sockets
-    /// directly: no future is built per turn, and nothing is registered twice.
+    /// (while the budget allows a read). A cut and a chain change are taken at the top of
+    /// every turn. Each wake-up polls the sockets directly: no future is built per turn, and
+    /// nothing is registered twice.
     fn poll_pump<R, W>(
         &mut self,
         cx: &mut Context<'_>,
@@ -258,6 +264,11 @@ impl<'a> Half<'a> {
         W: AsyncWrite + Unpin,
     {
         loop {
+            if control.outcome().is_some() {
+                // Cut elsewhere in this task (the other half, or the HTTP engine dropping its
+                // end): nothing more may reach either peer, not even end-of-stream.
+                return Poll::Ready(Ok(Stop::Cut));
+            }
             let changed = self.chain.has_changed().unwrap_or(false);
             // With no toxic and nothing held or granted, nothing depends on the time and the
             // flow has nothing to decide before the next read: skip straight to it.
