@@ -38,7 +38,13 @@ pub use super::flow::{applies, Peer};
 
 /// Bytes read per call onto the stack: everything a direction with no toxic reads (written on
 /// from there), and messages while they are small (then copied out at their size).
-const STACK_READ: usize = 64 * 1024;
+///
+/// 32 KiB, not more: the bytes are copied twice (socket to stack, stack to socket), and a chunk
+/// that stays in the core's caches between the two copies is cheaper per byte than fewer,
+/// larger calls. In one benchmark run on a 2-core Xeon, bulk went from 0.84-0.93x of HAProxy's
+/// with 64 KiB reads to 1.06-1.11x with 32 KiB (and 0.98-1.00x with 16 KiB); messages do not
+/// change.
+const STACK_READ: usize = 32 * 1024;
 /// Bytes read per call by a stream in bulk through a toxic, into a buffer kept while the bulk
 /// lasts (the pieces share it, with no copy).
 const BULK_READ: usize = 256 * 1024;
