@@ -422,6 +422,10 @@ fn report_fault(
     for applied in &plan.applied {
         context.stats.count_http_fault(&applied.toxic, applied.kind);
     }
+    if !context.events.is_watched() {
+        // Nobody reads events: skip building one per faulted request.
+        return;
+    }
     let toxics: Vec<_> = plan
         .applied
         .iter()
