@@ -247,11 +247,6 @@ impl<'a> Half<'a> {
     {
         let stop = std::future::poll_fn(|cx| self.poll_pump(cx, src, dst, control)).await?;
         if let Stop::Finished = stop {
-            if control.outcome().is_some() {
-                // The other half (or the HTTP engine) cut the connection while this one saw
-                // end-of-stream: a half-close now would reach the peer before the reset.
-                return Ok(Stop::Cut);
-            }
             // Half-close: the peer sees end-of-stream, the other direction goes on.
             let _ = dst.shutdown().await;
         }
