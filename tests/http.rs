@@ -157,52 +157,27 @@ async fn matches_target_method_path_and_header() {
     )
     .await;
     let c = client();
-    let send = |method: reqwest::Method, path: &str, tenant: &str| {
-        c.request(method, url(proxy, path))
+    // Only a POST under /v1/chat from tenant "blue" (exactly) matches.
+    let cases = [
+        (reqwest::Method::POST, "/v1/chat/x", "blue", 503),
+        (reqwest::Method::GET, "/v1/chat/x", "blue", 200),
+        (reqwest::Method::POST, "/v2/chat", "blue", 200),
+        (reqwest::Method::POST, "/v1/chat", "green", 200),
+        (reqwest::Method::POST, "/v1/chat", "blue-ish", 200),
+    ];
+    for (method, path, tenant, expected) in cases {
+        let response = c
+            .request(method.clone(), url(proxy, path))
             .header("X-Tenant", tenant)
             .send()
-    };
-    let status = |r: reqwest::Response| r.status().as_u16();
-    assert_eq!(
-        status(
-            send(reqwest::Method::POST, "/v1/chat/x", "blue")
-                .await
-                .unwrap()
-        ),
-        503
-    );
-    assert_eq!(
-        status(
-            send(reqwest::Method::GET, "/v1/chat/x", "blue")
-                .await
-                .unwrap()
-        ),
-        200
-    );
-    assert_eq!(
-        status(
-            send(reqwest::Method::POST, "/v2/chat", "blue")
-                .await
-                .unwrap()
-        ),
-        200
-    );
-    assert_eq!(
-        status(
-            send(reqwest::Method::POST, "/v1/chat", "green")
-                .await
-                .unwrap()
-        ),
-        200
-    );
-    assert_eq!(
-        status(
-            send(reqwest::Method::POST, "/v1/chat", "blue-ish")
-                .await
-                .unwrap()
-        ),
-        200
-    );
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            expected,
+            "{method} {path} from {tenant}"
+        );
+    }
 }
 
 /// `http_header` edits requests (upstream stream) and responses (downstream stream).
