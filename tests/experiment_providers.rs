@@ -59,6 +59,15 @@ async fn only_toxic(api: &str, name: &str) -> Value {
     list[0].clone()
 }
 
+/// Carries out the `chaostoxi.toxic.actions` function `func` against a fresh server with the
+/// proxy `web`, and returns the one toxic it left there.
+async fn toxic_made_by(func: &str, arguments: Value) -> Value {
+    let (server, _) = server_with_web().await;
+    let api = server.url();
+    toxic_action(&context(&api, json!({})), func, arguments).await;
+    only_toxic(&api, "web").await
+}
+
 /// A faultline server with the proxy `web` in front of a live upstream.
 async fn server_with_web() -> (faultline::server::ServerHandle, String) {
     let server = faultline().await;
@@ -192,16 +201,11 @@ async fn chaostoxi_create_toxic_adds_the_toxic_as_given() {
 /// with its `rate`, downstream at full toxicity.
 #[tokio::test]
 async fn chaostoxi_bandwidth_toxic_sets_the_rate() {
-    let (server, _) = server_with_web().await;
-    let api = server.url();
-    let ctx = context(&api, json!({}));
-    toxic_action(
-        &ctx,
+    let toxic = toxic_made_by(
         "create_bandwith_degradation_toxic",
         json!({"for_proxy": "web", "toxic_name": "narrow", "rate": 64}),
     )
     .await;
-    let toxic = only_toxic(&api, "web").await;
     assert_eq!(toxic["type"], "bandwidth");
     assert_eq!(toxic["name"], "narrow");
     assert_eq!(toxic["stream"], "downstream");
@@ -212,16 +216,11 @@ async fn chaostoxi_bandwidth_toxic_sets_the_rate() {
 /// `create_slow_connection_close_toxic` adds a `slow_close` toxic with its `delay`.
 #[tokio::test]
 async fn chaostoxi_slow_close_toxic_sets_the_delay() {
-    let (server, _) = server_with_web().await;
-    let api = server.url();
-    let ctx = context(&api, json!({}));
-    toxic_action(
-        &ctx,
+    let toxic = toxic_made_by(
         "create_slow_connection_close_toxic",
         json!({"for_proxy": "web", "toxic_name": "lingering", "delay": 750}),
     )
     .await;
-    let toxic = only_toxic(&api, "web").await;
     assert_eq!(toxic["type"], "slow_close");
     assert_eq!(toxic["attributes"]["delay"], 750);
 }
@@ -229,16 +228,11 @@ async fn chaostoxi_slow_close_toxic_sets_the_delay() {
 /// `create_timeout_toxic` adds a `timeout` toxic with its `timeout`.
 #[tokio::test]
 async fn chaostoxi_timeout_toxic_sets_the_timeout() {
-    let (server, _) = server_with_web().await;
-    let api = server.url();
-    let ctx = context(&api, json!({}));
-    toxic_action(
-        &ctx,
+    let toxic = toxic_made_by(
         "create_timeout_toxic",
         json!({"for_proxy": "web", "toxic_name": "hang", "timeout": 2500}),
     )
     .await;
-    let toxic = only_toxic(&api, "web").await;
     assert_eq!(toxic["type"], "timeout");
     assert_eq!(toxic["attributes"]["timeout"], 2500);
 }
@@ -246,17 +240,12 @@ async fn chaostoxi_timeout_toxic_sets_the_timeout() {
 /// `create_slicer_toxic` adds a `slicer` toxic with its average size, variation and delay.
 #[tokio::test]
 async fn chaostoxi_slicer_toxic_sets_size_variation_and_delay() {
-    let (server, _) = server_with_web().await;
-    let api = server.url();
-    let ctx = context(&api, json!({}));
-    toxic_action(
-        &ctx,
+    let toxic = toxic_made_by(
         "create_slicer_toxic",
         json!({"for_proxy": "web", "toxic_name": "chunks", "average_size": 64,
                "size_variation": 16, "delay": 20}),
     )
     .await;
-    let toxic = only_toxic(&api, "web").await;
     assert_eq!(toxic["type"], "slicer");
     assert_eq!(toxic["attributes"]["average_size"], 64);
     assert_eq!(toxic["attributes"]["size_variation"], 16);
@@ -266,16 +255,11 @@ async fn chaostoxi_slicer_toxic_sets_size_variation_and_delay() {
 /// `create_limiter_toxic` adds a `limit_data` toxic whose `bytes` is the `bytes_limit`.
 #[tokio::test]
 async fn chaostoxi_limiter_toxic_sets_the_byte_limit() {
-    let (server, _) = server_with_web().await;
-    let api = server.url();
-    let ctx = context(&api, json!({}));
-    toxic_action(
-        &ctx,
+    let toxic = toxic_made_by(
         "create_limiter_toxic",
         json!({"for_proxy": "web", "toxic_name": "cap", "bytes_limit": 4096}),
     )
     .await;
-    let toxic = only_toxic(&api, "web").await;
     assert_eq!(toxic["type"], "limit_data");
     assert_eq!(toxic["attributes"]["bytes"], 4096);
 }
